@@ -1,0 +1,1 @@
+"""evalbot: flagged AI failures become a git-tracked eval corpus."""

@@ -1,0 +1,155 @@
+"""`evalbot corpus`: list, show, validate, schema, promote, reject and reindex the corpus."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from bot import caseindex, triage
+from bot.casefile import dump_case
+from bot.cases import case_json_schema
+from bot.cli.common import cli_author, cli_errors
+from bot.errors import EvalbotError, InvalidCaseError
+from bot.evalconfig import load_eval_config
+from bot.runtime import open_runtime
+from bot.store import session_scope
+
+app = typer.Typer(help="The eval corpus: candidates and cases.", no_args_is_help=True)
+
+
+class Which(str, Enum):
+    all = "all"
+    candidates = "candidates"
+    cases = "cases"
+
+
+STATUS_OF = {"all": None, "candidates": "candidate", "cases": "promoted"}
+
+
+def age(moment: datetime) -> str:
+    """A short human age such as 3d or 5h."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    seconds = max(0, (datetime.now(timezone.utc) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return "now"
+
+
+@app.command("list")
+@cli_errors
+def list_cases(which: Annotated[Which, typer.Argument()] = Which.all, limit: int = 50) -> None:
+    """List candidates and cases, newest first (the index is refreshed from the files first)."""
+    rt = open_runtime()
+    with session_scope(rt.engine) as session:
+        _, problems = caseindex.reindex(session, rt.corpus)
+        rows, total = caseindex.listing(session, status=STATUS_OF[which.value], limit=limit)
+    for row in rows:
+        tags = f" [{', '.join(row.tags)}]" if row.tags else ""
+        typer.echo(f"{row.id}  {row.status:<9}  {row.flag_count} flag(s)  {age(row.flagged_at):>4}  {row.title}{tags}")
+    typer.echo(f"{len(rows)} of {total} shown" if total > len(rows) else f"{total} total")
+    for problem in problems:
+        typer.echo(f"warning: {problem}", err=True)
+
+
+@app.command("show")
+@cli_errors
+def show(case_id: str) -> None:
+    """Print a case file (any unique prefix of at least 4 characters)."""
+    rt = open_runtime(migrate_db=False)
+    case = rt.corpus.get(case_id)
+    typer.echo(f"# {rt.corpus.display(rt.corpus.path_for(case.id, case.status))}")
+    typer.echo(dump_case(case), nl=False)
+
+
+@app.command("validate")
+@cli_errors
+def validate() -> None:
+    """Check evalbot.toml and every case file; exit 1 listing each problem."""
+    rt = open_runtime(migrate_db=False)
+    problems: list[str] = []
+    try:
+        load_eval_config(rt.corpus.root)
+    except EvalbotError as exc:
+        problems.append(str(exc))
+    cases, case_problems = rt.corpus.scan()
+    problems += case_problems
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    candidates = sum(1 for c in cases if c.status == "candidate")
+    typer.echo(f"{len(cases) - candidates} cases, {candidates} candidates, {len(problems)} problem(s) in {rt.corpus.root}")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a case file."""
+    typer.echo(json.dumps(case_json_schema(), indent=2))
+
+
+@app.command("promote")
+@cli_errors
+def promote(
+    case_id: str,
+    rubric: Annotated[Optional[str], typer.Option(help="Rubric for the LLM judge.")] = None,
+    contains: Annotated[Optional[list[str]], typer.Option(help="Text the reply must contain (repeatable).")] = None,
+    not_contains: Annotated[Optional[list[str]], typer.Option(help="Text the reply must not contain (repeatable).")] = None,
+    regex: Annotated[Optional[str], typer.Option(help="A regex the reply must match.")] = None,
+    title: Annotated[Optional[str], typer.Option(help="A new title.")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="Tags (repeatable); replaces the current tags.")] = None,
+    use_suggested: Annotated[bool, typer.Option(help="Use the expectations drafted at capture.")] = False,
+    as_user: Annotated[Optional[str], typer.Option("--as", help="Author of the commit (default: git user).")] = None,
+) -> None:
+    """Promote a candidate to a case with expectations."""
+    rt = open_runtime()
+    raw: list[dict] = []
+    if rubric:
+        raw.append({"rubric": rubric})
+    raw += [{"contains": text} for text in contains or []]
+    raw += [{"not_contains": text} for text in not_contains or []]
+    if regex:
+        raw.append({"regex": regex})
+    expect = triage.parse_expectations(raw)
+    if use_suggested:
+        expect += rt.corpus.get(case_id).suggested_expect
+    if not expect:
+        raise InvalidCaseError("give at least one of --rubric, --contains, --not-contains, --regex or --use-suggested")
+    with session_scope(rt.engine) as session:
+        result = triage.promote(
+            corpus=rt.corpus, session=session, ref=case_id, actor=cli_author(as_user), expect=expect, title=title, tags=tag
+        )
+    typer.echo(f"promoted {result.case.id}: {result.case.title} ({len(result.case.expect)} expectation(s))")
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+
+
+@app.command("reject")
+@cli_errors
+def reject(
+    case_id: str,
+    reason: Annotated[str, typer.Argument(help="Why it is not a case (kept in the commit message).")],
+    as_user: Annotated[Optional[str], typer.Option("--as", help="Author of the commit (default: git user).")] = None,
+) -> None:
+    """Reject a candidate: its file is removed; the reason stays in git and the database."""
+    rt = open_runtime()
+    with session_scope(rt.engine) as session:
+        rejection = triage.reject(corpus=rt.corpus, session=session, ref=case_id, actor=cli_author(as_user), reason=reason)
+    typer.echo(f"rejected {rejection.case_id}: {rejection.title}")
+
+
+@app.command("reindex")
+@cli_errors
+def reindex() -> None:
+    """Rebuild the database's case index from the files."""
+    rt = open_runtime()
+    with session_scope(rt.engine) as session:
+        count, problems = caseindex.reindex(session, rt.corpus)
+    for problem in problems:
+        typer.echo(f"warning: skipped {problem}", err=True)
+    typer.echo(f"indexed {count} case file(s)")

@@ -1,0 +1,26 @@
+"""`evalbot db`: database schema management."""
+
+from __future__ import annotations
+
+import typer
+
+from bot.cli.common import cli_errors
+from bot.config import get_settings
+from bot.migrations.runner import current, head
+from bot.store import get_engine, migrate
+
+app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@app.command("upgrade")
+@cli_errors
+def upgrade() -> None:
+    """Apply pending migrations (also done automatically at start)."""
+    engine = get_engine(get_settings().database_url)
+    before = current(engine)
+    migrate(engine)
+    after = current(engine)
+    if before == after:
+        typer.echo(f"database is up to date (revision {after})")
+    else:
+        typer.echo(f"database upgraded from {before or 'empty'} to {after} (head {head()})")

@@ -1,0 +1,213 @@
+"""The corpus folder: case files on disk, atomic writes, one git commit per change, and a writers' lock.
+
+Files are the source of truth. Every path is derived from a validated case id, so nothing outside the
+corpus folder is read or written. A change (`with corpus.change(...) as tx`) holds a lock that serialises
+writers in this process (a thread lock) and across processes (a file lock in the git directory), writes
+each file atomically, and ends in exactly one commit of the touched paths; if anything fails before the
+commit, the touched files are restored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock
+
+from bot.casefile import dump_case, parse_case
+from bot.cases import Case
+from bot.errors import AmbiguousIdError, CaseNotFoundError, CorpusError, EvalbotError, InvalidCaseError
+from bot.gitrepo import Author, GitRepo
+from bot.ids import check_prefix
+
+log = logging.getLogger(__name__)
+
+STATUS_DIRS = {"candidate": "candidates", "promoted": "cases"}
+_THREAD_LOCKS: dict[Path, threading.RLock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _thread_lock(root: Path) -> threading.RLock:
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(root, threading.RLock())
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` so a crash leaves either the old or the new file, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class CorpusChange:
+    """The files one change touches; the change commits them together."""
+
+    corpus: Corpus
+    touched: list[Path] = field(default_factory=list)
+
+    def write(self, case: Case) -> Path:
+        """Write `case` to the folder of its status, removing its file from the other status folder."""
+        path = self.corpus.path_for(case.id, case.status)
+        atomic_write(path, dump_case(case))
+        self.touched.append(path)
+        for status in STATUS_DIRS:
+            other = self.corpus.path_for(case.id, status)
+            if other != path and other.exists():
+                other.unlink()
+                self.touched.append(other)
+        return path
+
+    def delete(self, case: Case) -> None:
+        """Remove the case's file."""
+        path = self.corpus.path_for(case.id, case.status)
+        path.unlink(missing_ok=True)
+        self.touched.append(path)
+
+
+class Corpus:
+    """The corpus folder and the git work tree around it."""
+
+    def __init__(self, root: Path, *, push_remote: str | None = None):
+        self.root = Path(root).expanduser().resolve()
+        self.push_remote = push_remote
+        self._repo: GitRepo | None = None
+
+    @property
+    def repo(self) -> GitRepo:
+        if self._repo is None:
+            self._repo = GitRepo.for_folder(self.root)
+        return self._repo
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "evalbot.toml"
+
+    def path_for(self, case_id: str, status: str) -> Path:
+        """The file of case `case_id` with `status`; the id is validated so the path stays inside the corpus."""
+        checked = check_prefix(case_id)
+        path = (self.root / STATUS_DIRS[status] / f"{checked}.yaml").resolve()
+        if path.parent.parent != self.root:
+            raise CorpusError(f"refusing a path outside the corpus folder: {path}")
+        return path
+
+    def ids(self, status: str | None = None) -> dict[str, str]:
+        """Every case id on disk mapped to its status, read from file names only (cheap)."""
+        found: dict[str, str] = {}
+        for name, folder in STATUS_DIRS.items():
+            if status not in (None, name):
+                continue
+            directory = self.root / folder
+            if directory.is_dir():
+                for entry in directory.iterdir():
+                    if entry.suffix == ".yaml" and not entry.name.startswith("."):
+                        found[entry.stem] = name
+        return found
+
+    def resolve(self, prefix: str, *, status: str | None = None) -> tuple[str, str]:
+        """The (id, status) of the one case whose id starts with `prefix`."""
+        checked = check_prefix(prefix)
+        matches = sorted((cid, st) for cid, st in self.ids(status).items() if cid.startswith(checked))
+        if not matches:
+            kind = {"candidate": "candidate", "promoted": "promoted case"}.get(status or "", "case")
+            raise CaseNotFoundError(f"no {kind} has an id starting with '{checked}' (see `list`)")
+        if len(matches) > 1:
+            shown = ", ".join(cid for cid, _ in matches[:5])
+            raise AmbiguousIdError(f"'{checked}' matches {len(matches)} cases ({shown}): type more characters")
+        return matches[0]
+
+    def load(self, case_id: str, status: str) -> Case:
+        """Read and validate one case file."""
+        path = self.path_for(case_id, status)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CaseNotFoundError(f"case {case_id} is not in the corpus") from None
+        case = parse_case(text, where=self.display(path))
+        if case.id != path.stem or case.status != status:
+            raise InvalidCaseError(
+                f"{self.display(path)}: id '{case.id}' and status '{case.status}' must match the file's name and folder"
+            )
+        return case
+
+    def get(self, prefix: str, *, status: str | None = None) -> Case:
+        """The case whose id starts with `prefix` (unique, >= 4 characters)."""
+        return self.load(*self.resolve(prefix, status=status))
+
+    def find(self, case_id: str) -> Case | None:
+        """The case with exactly this id, or None."""
+        status = self.ids().get(case_id)
+        return self.load(case_id, status) if status else None
+
+    def scan(self, status: str | None = None) -> tuple[list[Case], list[str]]:
+        """Every readable case, and one message per file that is not valid."""
+        cases, problems = [], []
+        for case_id, st in sorted(self.ids(status).items()):
+            try:
+                cases.append(self.load(case_id, st))
+            except EvalbotError as exc:
+                problems.append(str(exc))
+        return cases, problems
+
+    def cases(self, status: str | None = None) -> list[Case]:
+        """Every case, raising on the first invalid file."""
+        cases, problems = self.scan(status)
+        if problems:
+            raise InvalidCaseError(problems[0])
+        return cases
+
+    def display(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.root.parent))
+        except ValueError:
+            return str(path)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise corpus writers in this process and in others sharing the folder."""
+        with _thread_lock(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(self.repo.git_dir / "evalbot-corpus.lock"), timeout=120):
+                yield
+
+    @contextmanager
+    def change(self, *, author: Author, message: str) -> Iterator[CorpusChange]:
+        """A set of file writes that ends in one commit authored by `author`; restored if anything fails."""
+        with self.lock():
+            tx = CorpusChange(self)
+            try:
+                yield tx
+                if tx.touched:
+                    self.repo.commit(tx.touched, message=message, author=author)
+            except BaseException:
+                if tx.touched:
+                    self.repo.restore(tx.touched)
+                raise
+        if tx.touched and self.push_remote:
+            self.push()
+
+    def push(self) -> bool:
+        """Push to the configured remote; a failure is logged and retried on the next push, never fatal."""
+        if not self.push_remote:
+            return True
+        try:
+            with self.lock():
+                self.repo.push(self.push_remote)
+            return True
+        except CorpusError as exc:
+            log.warning("corpus push to %s failed (will retry): %s", self.push_remote, exc)
+            return False

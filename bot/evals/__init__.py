@@ -1,0 +1,1 @@
+"""Evaluation: targets (the system under test), graders, the runner, run records and comparison."""

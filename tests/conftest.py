@@ -1,0 +1,99 @@
+"""Test isolation: every test gets its own corpus folder, database and settings under tmp_path.
+
+`db_url` is parametrized over SQLite and PostgreSQL (127.0.0.1:5432, database `test`, a schema per test),
+so every test that uses the database runs on both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.config import get_settings
+from bot.store import dispose_engines
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_CORPUS = REPO / "corpus"
+PG_SERVER = os.environ.get("EVALBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+_ENV_PREFIXES = ("SLACK_", "EVALBOT_", "ANTHROPIC_")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point settings, the corpus and the database at tmp_path; no .env or machine state leaks in."""
+    for name in list(os.environ):
+        if name.startswith(_ENV_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EVALBOT_CORPUS_DIR", str(tmp_path / "corpus"))
+    monkeypatch.setenv("EVALBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'evalbot.db'}")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    (tmp_path / "gitconfig").write_text("[user]\n\tname = Test Runner\n\temail = runner@example.com\n[init]\n\tdefaultBranch = main\n")
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+    dispose_engines()
+
+
+def _pg_available() -> bool:
+    try:
+        engine = create_engine(PG_SERVER)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+_PG = _pg_available()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty database on SQLite or on PostgreSQL (its own schema), set as EVALBOT_DATABASE_URL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+        monkeypatch.setenv("EVALBOT_DATABASE_URL", url)
+        get_settings.cache_clear()
+        yield url
+        return
+    if not _PG:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_SERVER}; .ci/run should have started it")
+        pytest.skip("PostgreSQL is not reachable")
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG_SERVER}?options=-csearch_path%3D{schema}"
+    monkeypatch.setenv("EVALBOT_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped example corpus in its own git repository, with one initial commit."""
+    target = tmp_path / "corpus"
+    shutil.copytree(EXAMPLE_CORPUS, target)
+    from bot.corpus import Corpus
+    from bot.gitrepo import SYSTEM
+
+    corpus = Corpus(target)
+    corpus.repo.commit([target], message="Example corpus", author=SYSTEM)
+    return target

@@ -1,0 +1,133 @@
+"""The CLI: each corpus command, db upgrade and doctor, through Typer's runner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def corpus(db_url, corpus_dir):
+    return corpus_dir
+
+
+def test_validate_passes_on_the_example_corpus(corpus):
+    result = run("corpus", "validate")
+    assert result.exit_code == 0, result.output
+    assert "6 cases, 1 candidates, 0 problem(s)" in result.output
+
+
+def test_validate_fails_listing_each_problem(corpus):
+    (corpus / "cases" / "bad00001.yaml").write_text("id: bad00001\ncolour: red\n")
+    (corpus / "evalbot.toml").write_text("[target]\nkind = 'telepathy'\n")
+    result = run("corpus", "validate")
+    assert result.exit_code == 1
+    assert "evalbot.toml: target: kind must be one of anthropic, http, command, python" in result.output
+    assert "cases/bad00001.yaml: " in result.output and "colour: unknown field" in result.output
+
+
+def test_list_and_show(corpus):
+    result = run("corpus", "list", "candidates")
+    assert result.exit_code == 0
+    assert "qa31qo8q  candidate" in result.output and "1 total" in result.output
+    shown = run("corpus", "show", "tne8")
+    assert shown.exit_code == 0
+    assert shown.output.startswith("# corpus/cases/tne841s8.yaml\nid: tne841s8\n")
+
+
+def test_schema_is_json(corpus):
+    schema = json.loads(run("corpus", "schema").output)
+    assert schema["title"] == "evalbot case"
+    assert "expect" in schema["properties"]
+
+
+def test_promote_and_reject_from_the_cli(corpus):
+    promoted = run("corpus", "promote", "qa31", "--rubric", "Recommends our stoves.", "--not-contains", "another outdoor retailer", "--as", "U01LEAD")
+    assert promoted.exit_code == 0, promoted.output
+    assert "promoted qa31qo8q" in promoted.output
+    author = subprocess.run(["git", "log", "-1", "--format=%an"], cwd=corpus, capture_output=True, text=True).stdout.strip()
+    assert author == "U01LEAD"
+    again = run("corpus", "reject", "qa31", "dup")
+    assert again.exit_code == 1 and "only candidates can be rejected" in again.output
+
+
+def test_promote_with_the_suggested_rubric(corpus):
+    result = run("corpus", "promote", "qa31", "--use-suggested")
+    assert result.exit_code == 0, result.output
+    author = subprocess.run(["git", "log", "-1", "--format=%an <%ae>"], cwd=corpus, capture_output=True, text=True).stdout.strip()
+    assert author == "Test Runner <runner@example.com>"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("corpus", "show", "../../etc/passwd"), "is not a case id"),
+        (("corpus", "promote", "../../etc/passwd", "--rubric", "x"), "is not a case id"),
+        (("corpus", "reject", "zzzz", "nope"), "no case has an id starting with 'zzzz'"),
+        (("corpus", "promote", "qa31"), "give at least one of --rubric"),
+        (("corpus", "promote", "qa31", "--regex", "(bad"), "not a valid regular expression"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_changes_nothing(corpus, args, message):
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=corpus, capture_output=True, text=True).stdout
+    result = run(*args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=corpus, capture_output=True, text=True).stdout == head
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=corpus, capture_output=True, text=True).stdout == ""
+
+
+def test_reindex(corpus):
+    result = run("corpus", "reindex")
+    assert result.exit_code == 0 and "indexed 7 case file(s)" in result.output
+
+
+def test_db_upgrade(db_url):
+    first = run("db", "upgrade")
+    assert first.exit_code == 0 and "upgraded from empty to" in first.output
+    second = run("db", "upgrade")
+    assert "up to date" in second.output
+
+
+def test_doctor_without_tokens_explains_what_serve_needs(corpus):
+    result = run("doctor")
+    assert result.exit_code == 0, result.output
+    assert "ok   corpus:" in result.output
+    assert "SLACK_BOT_TOKEN is not set: it should hold a bot token starting with xoxb-" in result.output
+    assert "SLACK_APP_TOKEN is not set" in result.output and "SLACK_SIGNING_SECRET is not set" in result.output
+
+
+def test_doctor_reports_a_malformed_setting_in_one_line(monkeypatch):
+    monkeypatch.setenv("EVALBOT_TIMEZONE", "Nowhere/Land")
+    result = run("doctor")
+    assert result.exit_code == 1
+    assert result.output.strip() == "FAIL settings: EVALBOT_TIMEZONE is malformed: it should hold an IANA time zone such as UTC or Europe/Berlin"
+
+
+def test_doctor_fails_on_unreachable_database(corpus, monkeypatch):
+    from bot.config import get_settings
+
+    monkeypatch.setenv("EVALBOT_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    get_settings.cache_clear()
+    result = run("doctor")
+    assert result.exit_code == 1
+    assert "FAIL database: cannot reach EVALBOT_DATABASE_URL" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_without_tokens_stops_with_one_line():
+    result = run("serve")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: SLACK_BOT_TOKEN is not set")
