@@ -1,0 +1,5 @@
+"""The Slack edge: the Bolt app, its listeners, Block Kit builders and the Web API adapters.
+
+Only this package imports slack_bolt / slack_sdk. Handlers parse a payload, call one domain function and
+render its result.
+"""

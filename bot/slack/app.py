@@ -1,0 +1,51 @@
+"""The Bolt app factory: client, identity, listeners (registered here and only here) and the error handler."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App
+
+from bot.capture import CaptureOptions
+from bot.drafting import make_drafter
+from bot.runtime import Runtime
+from bot.slack import events, shortcuts
+from bot.slack.client import make_web_client
+from bot.slack.deps import SlackDeps
+from bot.slack.source import SlackThreadSource
+
+log = logging.getLogger(__name__)
+
+
+def create_app(runtime: Runtime) -> App:
+    """A Bolt App wired to the runtime; verifies the bot token with auth.test once."""
+    settings = runtime.settings
+    client = make_web_client(settings)
+    identity = client.auth_test()
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
+        token_verification_enabled=False,  # auth.test already ran above
+        request_verification_enabled=settings.slack_signing_secret is not None,
+        process_before_response=False,
+        ignoring_self_events_enabled=True,
+    )
+    deps = SlackDeps(
+        runtime=runtime,
+        source=SlackThreadSource(client, bot_user_id=identity.get("user_id"), bot_id=identity.get("bot_id")),
+        options=CaptureOptions(
+            assistant_ids=frozenset(settings.assistant_ids),
+            redact_contacts=settings.redact_contacts,
+            drafter=make_drafter(settings),
+        ),
+    )
+    for module in (events, shortcuts):
+        module.register(app, deps)
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error("unhandled error in a Slack listener (%s)", body.get("type") or body.get("command"), exc_info=error)
+
+    log.info("signed in to Slack as %s (%s)", identity.get("user"), identity.get("user_id"))
+    return app

@@ -1,0 +1,104 @@
+"""Block Kit builders: pure functions from domain data to Slack message and view dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.capture import CaptureResult
+from bot.cases import Case
+
+PROMOTE_ACTION = "evalbot_promote"
+REJECT_ACTION = "evalbot_reject"
+Blocks = list[dict[str, Any]]
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text[:3000]}
+
+
+def escape(text: str) -> str:
+    """Escape user text for mrkdwn (Slack's three control characters)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def flaggers_text(case: Case) -> str:
+    people = ", ".join(f"<@{u}>" for u in case.source.flagged_by[:10])
+    count = len(case.source.flagged_by)
+    return f"flagged by {people} ({count} flag{'s' if count != 1 else ''})"
+
+
+def capture_summary(case: Case, *, redactions: int = 0) -> str:
+    """One line: what was captured."""
+    turns = len(case.conversation)
+    origin = {"slack": "this thread", "transcript": "the pasted transcript", "file": "the attached file"}[case.source.kind]
+    line = f"{turns} turn{'s' if turns != 1 else ''} from {origin} · {flaggers_text(case)}"
+    if redactions:
+        line += f" · {redactions} secret{'s' if redactions != 1 else ''} redacted"
+    return line
+
+
+def capture_reply(result: CaptureResult) -> Blocks:
+    """The thread reply to a capture: case id, what was captured, [Promote…] [Reject…]."""
+    return case_card(result.case, redactions=sum(result.redactions.values()), warnings=result.warnings)
+
+
+def case_card(case: Case, *, redactions: int = 0, warnings: list[str] | None = None, outcome: str | None = None) -> Blocks:
+    """The capture card for a case; with `outcome` (promoted/rejected by whom) the buttons are replaced by it."""
+    head = f":triangular_flag_on_post: Captured case `{case.id}`: *{escape(case.title)}*"
+    blocks: Blocks = [
+        {"type": "section", "block_id": f"case_{case.id}", "text": _mrkdwn(head)},
+        {"type": "context", "elements": [_mrkdwn(capture_summary(case, redactions=redactions))]},
+    ]
+    for warning in warnings or []:
+        blocks.append({"type": "context", "elements": [_mrkdwn(f":warning: {escape(warning)}")]})
+    if outcome:
+        blocks.append({"type": "section", "text": _mrkdwn(outcome)})
+    else:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"triage_{case.id}",
+                "elements": [
+                    {"type": "button", "action_id": PROMOTE_ACTION, "style": "primary", "value": case.id,
+                     "text": {"type": "plain_text", "text": "Promote…"}},
+                    {"type": "button", "action_id": REJECT_ACTION, "style": "danger", "value": case.id,
+                     "text": {"type": "plain_text", "text": "Reject…"}},
+                ],
+            }
+        )
+    return blocks
+
+
+def capture_text(case: Case) -> str:
+    """Notification fallback text for the capture reply."""
+    return f"Captured case {case.id}: {case.title}"
+
+
+FLAG_NOTE_VIEW = "evalbot_flag_note"
+
+
+def flag_note_modal(*, channel: str, message_ts: str) -> dict[str, Any]:
+    """The modal the message shortcut opens: an optional note, then capture."""
+    return {
+        "type": "modal",
+        "callback_id": FLAG_NOTE_VIEW,
+        "private_metadata": f"{channel}|{message_ts}",
+        "title": {"type": "plain_text", "text": "Flag for evalbot"},
+        "submit": {"type": "plain_text", "text": "Flag"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "note",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "What went wrong?"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "note",
+                    "multiline": True,
+                    "max_length": 2000,
+                    "placeholder": {"type": "plain_text", "text": "e.g. the refund window is 30 days, not 90"},
+                },
+            }
+        ],
+    }
