@@ -17,7 +17,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from bot.config import get_settings
 from bot.runtime import Runtime
 from bot.slack.server import start
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, close_socket_mode
 
 CHANNEL = "C0EVALS01"
 OTHER_CHANNEL = "C0RANDOM1"
@@ -68,4 +68,4 @@ def running_bot(slack: FakeSlack) -> Iterator[Bot]:
         slack.wait_connected(timeout=10)
         yield Bot(slack=slack, runtime=runtime, app=app)
     finally:
-        handler.close()
+        close_socket_mode(handler)

@@ -1,0 +1,5 @@
+"""`python -m bot` runs the evalbot CLI."""
+
+from bot.cli import app
+
+app(prog_name="evalbot")

@@ -1,0 +1,123 @@
+"""`evalbot serve` as a real process: Socket Mode and HTTP (signature verification, health), against the fake Slack."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from bot.ids import slack_case_id
+from tests.conftest import REPO
+from tests.fakes.slack import FakeSlack, event_callback, signed_request_headers
+from tests.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, seed
+
+SECRET = "test-signing-secret"
+
+
+@pytest.fixture
+def slack():
+    with FakeSlack() as fake:
+        seed(fake)
+        yield fake
+
+
+def serve(slack: FakeSlack, tmp_path, *args: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_APP_TOKEN": "xapp-test-token",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "EVALBOT_CHANNEL": CHANNEL,
+        "EVALBOT_ASSISTANT_IDS": ASSISTANT_BOT,
+    }
+    log = open(tmp_path / "serve.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "bot", "serve", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen, tmp_path) -> str:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+    return (tmp_path / "serve.log").read_text()
+
+
+def flagged_thread(slack: FakeSlack) -> tuple[str, str]:
+    parent = slack.post(CHANNEL, "How long do I have to return this?", user=FLAGGER)
+    reply = slack.post(CHANNEL, "You have 90 days.", bot_id=ASSISTANT_BOT, thread_ts=parent)
+    return parent, reply
+
+
+def reaction(ts: str) -> dict:
+    return {"type": "reaction_added", "user": FLAGGER, "reaction": "triangular_flag_on_post",
+            "item": {"type": "message", "channel": CHANNEL, "ts": ts}, "event_ts": "1763800000.000001"}
+
+
+def test_serve_over_socket_mode_captures_a_flag_and_stops_cleanly(slack, db_url, tmp_path):
+    proc = serve(slack, tmp_path)
+    try:
+        slack.wait_connected(timeout=30)
+        parent, reply = flagged_thread(slack)
+        slack.send_event(reaction(reply))
+        call = slack.wait_for_call("chat.postMessage", lambda c: c.params.get("thread_ts") == parent, timeout=20)
+        assert slack_case_id(CHANNEL, reply) in json.dumps(call.params)
+    finally:
+        output = stop(proc, tmp_path)
+    assert proc.returncode == 0, output
+    assert (tmp_path / "corpus" / "candidates" / f"{slack_case_id(CHANNEL, reply)}.yaml").exists()
+    assert "xoxb-test-token" not in output and "xapp-test-token" not in output
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "serve --http exited early"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("serve --http did not become healthy")
+
+
+def post(port: int, body: str, headers: dict) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/slack/events", data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_serve_http_verifies_signatures_and_captures(slack, db_url, tmp_path):
+    port = free_port()
+    proc = serve(slack, tmp_path, "--http", "--port", str(port))
+    try:
+        wait_healthy(port, proc)
+        parent, reply = flagged_thread(slack)
+        body = json.dumps(event_callback(reaction(reply), event_id="EvHttp1"))
+        assert post(port, body, signed_request_headers("wrong-secret", body)) == 401
+        stale = signed_request_headers(SECRET, body, timestamp=int(time.time()) - 600)
+        assert post(port, body, stale) == 401
+        assert slack.calls_to("conversations.replies") == []
+        assert post(port, body, signed_request_headers(SECRET, body)) == 200
+        slack.wait_for_call("chat.postMessage", lambda c: c.params.get("thread_ts") == parent, timeout=20)
+    finally:
+        output = stop(proc, tmp_path)
+    assert proc.returncode == 0, output
