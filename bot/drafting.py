@@ -62,7 +62,6 @@ def make_drafter(settings: Settings) -> Drafter | None:
             message = client.messages.create(
                 model=MODEL,
                 max_tokens=300,
-                temperature=0,
                 system=_SYSTEM,
                 messages=[{"role": "user", "content": _render(turns, note)}],
                 tools=[_TOOL],
