@@ -29,13 +29,13 @@ from bot.ids import check_prefix
 log = logging.getLogger(__name__)
 
 STATUS_DIRS = {"candidate": "candidates", "promoted": "cases"}
-_THREAD_LOCKS: dict[Path, threading.RLock] = {}
+_THREAD_LOCKS: dict[tuple[Path, str], threading.RLock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 
 
-def _thread_lock(root: Path) -> threading.RLock:
+def _thread_lock(root: Path, name: str) -> threading.RLock:
     with _THREAD_LOCKS_GUARD:
-        return _THREAD_LOCKS.setdefault(root, threading.RLock())
+        return _THREAD_LOCKS.setdefault((root, name), threading.RLock())
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -51,6 +51,50 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@dataclass
+class _Pending:
+    """A written change waiting for its commit."""
+
+    paths: list[Path]
+    message: str
+    author: Author
+    done: bool = False
+    error: BaseException | None = None
+
+
+@dataclass
+class _CommitQueue:
+    pending: list[_Pending] = field(default_factory=list)
+    guard: threading.Lock = field(default_factory=threading.Lock)  # protects `pending`
+    mutex: threading.Lock = field(default_factory=threading.Lock)  # one committer at a time
+
+
+_QUEUES: dict[Path, _CommitQueue] = {}
+
+
+def _commit_queue(root: Path) -> _CommitQueue:
+    with _THREAD_LOCKS_GUARD:
+        return _QUEUES.setdefault(root, _CommitQueue())
+
+
+def _by_author(batch: list[_Pending]) -> list[list[_Pending]]:
+    groups: list[list[_Pending]] = []
+    for entry in batch:
+        if groups and groups[-1][0].author == entry.author:
+            groups[-1].append(entry)
+        else:
+            groups.append([entry])
+    return groups
+
+
+def _group_message(group: list[_Pending]) -> str:
+    if len(group) == 1:
+        return group[0].message
+    verbs = {entry.message.split(" ", 1)[0] for entry in group}
+    subject = f"{verbs.pop()} {len(group)} cases" if len(verbs) == 1 else f"{len(group)} corpus changes"
+    return subject + "\n\n" + "\n".join(f"- {entry.message.splitlines()[0]}" for entry in group)
 
 
 @dataclass
@@ -177,35 +221,70 @@ class Corpus:
             return str(path)
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Serialise corpus writers in this process and in others sharing the folder."""
-        with _thread_lock(self.root):
+    def lock(self, name: str = "write") -> Iterator[None]:
+        """Serialise corpus writers ("write") or git commands ("git"), in this process and in others.
+
+        Two locks so that file writes (and the checks before them) go on while a commit runs; that is what
+        lets changes arriving during a commit share the next one. Order: "write" before "git".
+        """
+        with _thread_lock(self.root, name):
             self.root.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(self.repo.git_dir / "evalbot-corpus.lock"), timeout=120):
+            with FileLock(str(self.repo.git_dir / f"evalbot-corpus-{name}.lock"), timeout=120):
                 yield
 
     @contextmanager
     def change(self, *, author: Author, message: str) -> Iterator[CorpusChange]:
-        """A set of file writes that ends in one commit authored by `author`; restored if anything fails."""
+        """File writes that end up committed as `author`; restored if anything fails before the commit.
+
+        Changes that arrive while another commit is running are committed together (group commit): one
+        commit per run of consecutive changes by the same author, its message listing each change.
+        """
+        queue = _commit_queue(self.root)
         with self.lock():
             tx = CorpusChange(self)
             try:
                 yield tx
-                if tx.touched:
-                    self.repo.commit(tx.touched, message=message, author=author)
             except BaseException:
                 if tx.touched:
-                    self.repo.restore(tx.touched)
+                    with self.lock("git"):
+                        self.repo.restore(tx.touched)
                 raise
-        if tx.touched and self.push_remote:
+            if not tx.touched:
+                return
+            entry = _Pending(paths=list(tx.touched), message=message, author=author)
+            with queue.guard:
+                queue.pending.append(entry)
+        self._flush(queue, entry)
+        if entry.error is not None:
+            raise entry.error
+        if self.push_remote:
             self.push()
+
+    def _flush(self, queue: _CommitQueue, entry: _Pending) -> None:
+        """Commit every pending change (ours included) unless another thread already did."""
+        with queue.mutex:
+            if entry.done:
+                return
+            with queue.guard:
+                batch, queue.pending = queue.pending, []
+            with self.lock("git"):
+                for group in _by_author(batch):
+                    paths = list(dict.fromkeys(p for e in group for p in e.paths))
+                    try:
+                        self.repo.commit(paths, message=_group_message(group), author=group[0].author)
+                    except BaseException as exc:  # every writer in the group gets the failure
+                        self.repo.restore(paths)
+                        for pending in group:
+                            pending.error = exc
+                    for pending in group:
+                        pending.done = True
 
     def push(self) -> bool:
         """Push to the configured remote; a failure is logged and retried on the next push, never fatal."""
         if not self.push_remote:
             return True
         try:
-            with self.lock():
+            with self.lock("git"):
                 self.repo.push(self.push_remote)
             return True
         except CorpusError as exc:
