@@ -14,7 +14,8 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,9 +127,13 @@ class CorpusChange:
 class Corpus:
     """The corpus folder and the git work tree around it."""
 
-    def __init__(self, root: Path, *, push_remote: str | None = None):
+    def __init__(
+        self, root: Path, *, push_remote: str | None = None, shared_lock: Callable[[], AbstractContextManager[object]] | None = None
+    ):
         self.root = Path(root).expanduser().resolve()
         self.push_remote = push_remote
+        # Replicas with their own clones serialise changes through this (a database lock); None on one host.
+        self.shared_lock = shared_lock or nullcontext
         self._repo: GitRepo | None = None
 
     @property
@@ -236,11 +241,15 @@ class Corpus:
     def change(self, *, author: Author, message: str) -> Iterator[CorpusChange]:
         """File writes that end up committed as `author`; restored if anything fails before the commit.
 
-        Changes that arrive while another commit is running are committed together (group commit): one
-        commit per run of consecutive changes by the same author, its message listing each change.
+        On one host, changes that arrive while another commit is running are committed together (group
+        commit): one commit per run of consecutive changes by the same author, its message listing each.
+        With EVALBOT_GIT_PUSH, each change first pulls the remote, and commits and pushes before the shared
+        (cross-replica) lock is released, so replicas with their own clones see each other's cases.
         """
         queue = _commit_queue(self.root)
-        with self.lock():
+        with self.lock(), self.shared_lock():
+            if self.push_remote:
+                self.pull()
             tx = CorpusChange(self)
             try:
                 yield tx
@@ -254,11 +263,16 @@ class Corpus:
             entry = _Pending(paths=list(tx.touched), message=message, author=author)
             with queue.guard:
                 queue.pending.append(entry)
+            if self.push_remote:
+                self._committed(queue, entry)
+                self.push()
+                return
+        self._committed(queue, entry)
+
+    def _committed(self, queue: _CommitQueue, entry: _Pending) -> None:
         self._flush(queue, entry)
         if entry.error is not None:
             raise entry.error
-        if self.push_remote:
-            self.push()
 
     def _flush(self, queue: _CommitQueue, entry: _Pending) -> None:
         """Commit every pending change (ours included) unless another thread already did."""
@@ -278,6 +292,16 @@ class Corpus:
                             pending.error = exc
                     for pending in group:
                         pending.done = True
+
+    def pull(self) -> bool:
+        """Rebase onto the remote's branch before a change; an unreachable remote is logged, not fatal."""
+        try:
+            with self.lock("git"):
+                self.repo.pull(self.push_remote)
+            return True
+        except CorpusError as exc:
+            log.warning("corpus pull from %s failed (working on the local copy): %s", self.push_remote, exc)
+            return False
 
     def push(self) -> bool:
         """Push to the configured remote; a failure is logged and retried on the next push, never fatal."""

@@ -122,9 +122,21 @@ class GitRepo:
         rel = str(folder.resolve().relative_to(self.top.resolve())) or "."
         return bool(self.run("status", "--porcelain", "--", rel).strip())
 
+    def pull(self, remote: str) -> None:
+        """Fetch `remote` and rebase the current branch onto it (nothing to do when the remote has no such branch)."""
+        branch = self.run("symbolic-ref", "--short", "HEAD").strip()
+        self.run("fetch", "-q", remote, timeout=120)
+        probe = subprocess.run(["git", "ls-remote", "--exit-code", "--heads", remote, branch], cwd=self.top,
+                               capture_output=True, timeout=120)
+        if probe.returncode != 0 or not self.has_commits():
+            if probe.returncode == 0:  # an empty clone: take the remote's branch as ours
+                self.run("pull", "-q", remote, branch, timeout=120)
+            return
+        self.run("pull", "-q", "--rebase", "--autostash", remote, branch, timeout=120)
+
     def push(self, remote: str) -> None:
         """Push HEAD to `remote`; on a rejected (non-fast-forward) push, rebase onto it and try again."""
-        branch = self.run("rev-parse", "--abbrev-ref", "HEAD").strip()
+        branch = self.run("symbolic-ref", "--short", "HEAD").strip()
         for attempt in range(3):
             try:
                 self.run("push", "-q", remote, f"HEAD:refs/heads/{branch}", timeout=120)
@@ -132,4 +144,4 @@ class GitRepo:
             except CorpusError as exc:
                 if attempt == 2 or not any(s in str(exc) for s in ("rejected", "fetch first", "non-fast-forward")):
                     raise
-                self.run("pull", "-q", "--rebase", remote, branch, timeout=120)
+                self.run("pull", "-q", "--rebase", "--autostash", remote, branch, timeout=120)
