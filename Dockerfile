@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Build stage: resolve the locked dependencies into a virtual environment.
+# Build stage: resolve the locked dependencies (no dev/bench groups) into a virtual environment.
 FROM python:3.11-slim AS build
 COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
@@ -7,19 +7,24 @@ WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY bot ./bot
-RUN uv sync --frozen --no-dev
+RUN uv sync --frozen --no-dev --no-editable
 
-# Runtime stage: the venv, the code and git (the corpus is a git work tree); runs as a non-root user.
+# Runtime stage: the venv, git (the corpus is a git work tree) and nothing else; runs as a non-root user.
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 10001 evalbot
+RUN apt-get update && apt-get install -y --no-install-recommends git \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 evalbot \
+    && mkdir -p /data && chown evalbot /data
 WORKDIR /app
-COPY --from=build /app /app
+COPY --from=build /app/.venv /app/.venv
 COPY corpus /app/corpus-example
-ENV PATH="/app/.venv/bin:$PATH" PYTHONUNBUFFERED=1 EVALBOT_CORPUS_DIR=/data/corpus
-RUN mkdir -p /data && chown evalbot /data
+COPY deploy /app/deploy
+ENV PATH="/app/.venv/bin:$PATH" PYTHONUNBUFFERED=1 EVALBOT_CORPUS_DIR=/data/corpus \
+    GIT_AUTHOR_NAME=evalbot GIT_AUTHOR_EMAIL=evalbot@localhost
 USER evalbot
 VOLUME ["/data"]
 EXPOSE 3000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s CMD python -c "import sys,urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=3).status == 200 else 1)" || exit 1
+# /healthz is served on --port in both transports (Socket Mode and HTTP).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=3).status != 200)"
 CMD ["evalbot", "serve"]
