@@ -25,6 +25,7 @@ from bot.errors import AlreadyRejectedError, CaptureError
 from bot.gitrepo import Author
 from bot.ids import slack_case_id
 from bot.redact import redact, redact_with_report
+from bot.similarity import NearDuplicate, near_duplicates
 from bot.slackmarkup import to_plain_text
 from bot.store import Flag, Rejection, session_scope
 from bot.transcripts import merge_turns, parse_messages_file, parse_pasted
@@ -95,6 +96,7 @@ class CaptureResult:
     thread_ts: str
     redactions: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    near_duplicates: list[NearDuplicate] = field(default_factory=list)  # other cases with a very similar conversation
 
     @property
     def flag_count(self) -> int:
@@ -155,7 +157,8 @@ def capture(flag: FlagRequest, *, source: ThreadSource, corpus: Corpus, engine: 
         _record_flag(session, case_id=case.id, flag=flag)
         caseindex.upsert(session, case)
     log.info("captured %s (%d turns, %s) flagged by %s", case.id, len(turns), kind, flag.user_id)
-    return CaptureResult(case=case, created=True, new_flagger=True, thread_ts=thread_ts, redactions=redactions, warnings=warnings)
+    return CaptureResult(case=case, created=True, new_flagger=True, thread_ts=thread_ts, redactions=redactions,
+                         warnings=warnings, near_duplicates=near_duplicates(case, corpus))
 
 
 def _locate(flag: FlagRequest, source: ThreadSource) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
@@ -231,7 +234,9 @@ def _add_flagger(case: Case, flag: FlagRequest, *, author: Author, corpus: Corpu
         _record_flag(session, case_id=case.id, flag=flag)
         if new:
             caseindex.upsert(session, case)
-    return CaptureResult(case=case, created=False, new_flagger=new, thread_ts=thread_ts)
+    # The reply is re-rendered for a new flagger, so it keeps naming the near-duplicates.
+    dupes = near_duplicates(case, corpus) if new else []
+    return CaptureResult(case=case, created=False, new_flagger=new, thread_ts=thread_ts, near_duplicates=dupes)
 
 
 def _record_flag(session: Session, *, case_id: str, flag: FlagRequest) -> None:

@@ -131,3 +131,23 @@ def test_serve_without_tokens_stops_with_one_line():
     result = run("serve")
     assert result.exit_code == 2
     assert result.output.startswith("error: SLACK_BOT_TOKEN is not set")
+
+
+def test_edit_from_the_cli_is_one_commit_by_the_given_user(corpus):
+    result = run("corpus", "edit", "ewji", "--title", "Claims to cancel a shipped order", "--tag", "orders",
+                 "--not-contains", "cancelled", "--as", "U01LEAD")
+    assert result.exit_code == 0, result.output
+    assert "edited ewjirjst: Claims to cancel a shipped order" in result.output
+    log = subprocess.run(["git", "log", "-1", "--format=%an|%s"], cwd=corpus, capture_output=True, text=True).stdout.strip()
+    assert log == "U01LEAD|Edit ewjirjst: Claims to cancel a shipped order"
+    shown = run("corpus", "show", "ewji").output
+    assert "tags:\n- orders\nsource:" in shown and "expect:\n- not_contains: cancelled\npromoted_by" in shown
+
+
+def test_edit_from_the_cli_without_changes_makes_no_commit(corpus):
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=corpus, capture_output=True, text=True).stdout
+    same = run("corpus", "edit", "tne8", "--title", "Refund answer invents a 90-day window")
+    assert same.exit_code == 0 and "nothing changed in tne841s8" in same.output
+    nothing = run("corpus", "edit", "tne8")
+    assert nothing.exit_code == 1 and "say what to change" in nothing.output
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=corpus, capture_output=True, text=True).stdout == head

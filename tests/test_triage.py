@@ -116,3 +116,78 @@ def test_maintainer_check():
     triage.require_maintainer("U1", allowed_users={"U1"}, who="<@U1>")
     with pytest.raises(PermissionDeniedError, match="only maintainers can do this: <@U1>"):
         triage.require_maintainer("U2", allowed_users={"U1"}, who="<@U1>")
+
+
+def _promoted(*expect: dict):
+    from bot.cases import Case
+    from tests.helpers import candidate
+
+    return Case.model_validate({**candidate().model_dump(), "status": "promoted", "expect": list(expect)})
+
+
+@pytest.mark.parametrize(
+    ("expect", "verdict", "warned"),
+    [
+        ([{"not_contains": "90 days"}], None, False),  # fails on the flagged reply: it catches the failure
+        ([{"contains": "days"}], None, True),  # passes on it: it would not have caught it
+        ([{"rubric": "States 30 days."}], None, False),  # no judge: a rubric is not checked
+        ([{"rubric": "States 30 days."}], False, False),  # the judge finds the flagged reply fails the rubric
+        ([{"rubric": "States 30 days."}], True, True),  # the judge finds it satisfies the rubric
+        ([{"rubric": "States 30 days."}], "unsure", False),  # the judge cannot tell: no claim
+        ([{"rubric": "States 30 days."}], "crash", False),  # a failing judge never fails the promotion
+        ([{"contains": "days"}, {"rubric": "States 30 days."}], False, False),  # the rubric catches it
+    ],
+)
+def test_catches_failure_with_and_without_a_judge(expect, verdict, warned):
+    case = _promoted(*expect)
+
+    def judge(judged, rubric):
+        assert judged is case and rubric == "States 30 days."
+        if verdict == "crash":
+            raise RuntimeError("judge down")
+        return None if verdict == "unsure" else verdict
+
+    warnings = triage.catches_failure(case, case.expect, judge=None if verdict is None else judge)
+    assert bool(warnings) is warned
+    if warned:
+        assert "would not have caught the failure" in warnings[0]
+
+
+def test_preview_promotion_validates_without_writing(env):
+    corpus, _ = env
+    head = corpus.repo.head()
+    case = triage.preview_promotion(corpus.get("qa31"), actor=LEAD, expect=triage.parse_expectations([{"contains": "x"}]),
+                                    title=" Better title ", tags=["a"])
+    assert (case.status, case.title, case.tags, case.promoted_by) == ("promoted", "Better title", ["a"], "U01LEAD")
+    assert corpus.repo.head() == head and corpus.get("qa31").status == "candidate"
+    with pytest.raises(InvalidCaseError, match="tags.0"):
+        triage.preview_promotion(corpus.get("qa31"), actor=LEAD, expect=case.expect, tags=["bad tag"])
+
+
+def test_reject_candidate_returns_what_was_removed(env):
+    corpus, engine = env
+    with session_scope(engine) as session:
+        result = triage.reject_candidate(corpus=corpus, session=session, ref="qa31", actor=LEAD, reason="dup")
+    assert result.case.id == result.rejection.case_id == "qa31qo8q"
+    assert result.case.title == "Recommends a competitor's store for stoves"
+
+
+def test_promote_names_near_duplicates(env):
+    corpus, engine = env
+    twin = corpus.get("tne8").model_dump()
+    twin.update(id="twin0001", status="candidate", expect=[], promoted_by=None, promoted_at=None)
+    from bot.cases import Case
+    from bot.gitrepo import SYSTEM
+
+    with corpus.change(author=SYSTEM, message="twin") as tx:
+        tx.write(Case.model_validate(twin))
+    with session_scope(engine) as session:
+        result = triage.promote(corpus=corpus, session=session, ref="twin", actor=LEAD,
+                                expect=triage.parse_expectations([{"rubric": "States 30 days."}]))
+    assert [(d.case_id, d.score) for d in result.near_duplicates] == [("tne841s8", 1.0)]
+
+
+def test_no_rubric_judge_without_an_api_key():
+    from bot.config import load_settings
+
+    assert triage.rubric_judge(load_settings()) is None

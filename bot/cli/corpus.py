@@ -1,4 +1,4 @@
-"""`evalbot corpus`: list, show, validate, schema, promote, reject and reindex the corpus."""
+"""`evalbot corpus`: list, show, validate, schema, promote, reject, edit and reindex the corpus."""
 
 from __future__ import annotations
 
@@ -141,6 +141,42 @@ def reject(
     with session_scope(rt.engine) as session:
         rejection = triage.reject(corpus=rt.corpus, session=session, ref=case_id, actor=cli_author(as_user), reason=reason)
     typer.echo(f"rejected {rejection.case_id}: {rejection.title}")
+
+
+@app.command("edit")
+@cli_errors
+def edit(
+    case_id: str,
+    title: Annotated[Optional[str], typer.Option(help="A new title.")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="Tags (repeatable); replaces the current tags.")] = None,
+    no_tags: Annotated[bool, typer.Option("--no-tags", help="Remove every tag.")] = False,
+    rubric: Annotated[Optional[str], typer.Option(help="Rubric for the LLM judge.")] = None,
+    contains: Annotated[Optional[list[str]], typer.Option(help="Text the reply must contain (repeatable).")] = None,
+    not_contains: Annotated[Optional[list[str]], typer.Option(help="Text the reply must not contain (repeatable).")] = None,
+    regex: Annotated[Optional[str], typer.Option(help="A regex the reply must match.")] = None,
+    as_user: Annotated[Optional[str], typer.Option("--as", help="Author of the commit (default: git user).")] = None,
+) -> None:
+    """Change a case's title, tags or expectations in one commit (any expectation option replaces them all)."""
+    rt = open_runtime()
+    raw: list[dict] = [{"rubric": rubric}] if rubric else []
+    raw += [{"contains": text} for text in contains or []]
+    raw += [{"not_contains": text} for text in not_contains or []]
+    raw += [{"regex": regex}] if regex else []
+    expect = triage.parse_expectations(raw) if raw else None
+    tags = [] if no_tags else tag
+    if title is None and tags is None and expect is None:
+        raise InvalidCaseError("say what to change: --title, --tag/--no-tags, or expectations (--rubric, --contains, …)")
+    before = rt.corpus.get(case_id)
+    with session_scope(rt.engine) as session:
+        case = triage.edit(corpus=rt.corpus, session=session, ref=case_id, actor=cli_author(as_user),
+                           title=title, tags=tags, expect=expect)
+    if case == before:
+        typer.echo(f"nothing changed in {case.id}")
+        return
+    typer.echo(f"edited {case.id}: {case.title}")
+    if expect is not None:
+        for warning in triage.catches_failure(case, case.expect):
+            typer.echo(f"warning: {warning}", err=True)
 
 
 @app.command("reindex")

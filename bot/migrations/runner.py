@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
+
+from filelock import FileLock
 
 from alembic import command
 from alembic.config import Config
@@ -36,7 +39,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
                 connection.commit()
         return
-    with engine.begin() as connection:
+    # SQLite has no advisory locks: processes sharing the file take turns through a lock file beside it.
+    database = engine.url.database
+    guard = FileLock(f"{database}.migrate.lock", timeout=120) if database and database != ":memory:" else nullcontext()
+    with guard, engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App
@@ -10,12 +11,14 @@ from slack_bolt import App
 from bot.capture import CaptureOptions
 from bot.drafting import make_drafter
 from bot.runtime import Runtime
-from bot.slack import events, shortcuts
+from bot.slack import actions, commands, events, shortcuts, views
 from bot.slack.client import make_web_client
 from bot.slack.deps import SlackDeps
 from bot.slack.source import SlackThreadSource
 
 log = logging.getLogger(__name__)
+
+LISTENER_WORKERS = 32
 
 
 def create_app(runtime: Runtime) -> App:
@@ -30,6 +33,8 @@ def create_app(runtime: Runtime) -> App:
         request_verification_enabled=settings.slack_signing_secret is not None,
         process_before_response=False,
         ignoring_self_events_enabled=True,
+        # Captures mostly wait (Slack calls, the shared git commit); more workers keep throughput up under bursts.
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_WORKERS, thread_name_prefix="evalbot-listener"),
     )
     deps = SlackDeps(
         runtime=runtime,
@@ -40,7 +45,7 @@ def create_app(runtime: Runtime) -> App:
             drafter=make_drafter(settings),
         ),
     )
-    for module in (events, shortcuts):
+    for module in (events, shortcuts, commands, actions, views):
         module.register(app, deps)
 
     @app.error

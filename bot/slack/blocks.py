@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bot.capture import CaptureResult
 from bot.cases import Case
+from bot.similarity import NearDuplicate
 
 PROMOTE_ACTION = "evalbot_promote"
 REJECT_ACTION = "evalbot_reject"
+EDIT_ACTION = "evalbot_edit"
 Blocks = list[dict[str, Any]]
 
 
@@ -39,10 +42,36 @@ def capture_summary(case: Case, *, redactions: int = 0) -> str:
 
 def capture_reply(result: CaptureResult) -> Blocks:
     """The thread reply to a capture: case id, what was captured, [Promote…] [Reject…]."""
-    return case_card(result.case, redactions=sum(result.redactions.values()), warnings=result.warnings)
+    return case_card(result.case, redactions=sum(result.redactions.values()), warnings=result.warnings,
+                     near_duplicates=result.near_duplicates)
 
 
-def case_card(case: Case, *, redactions: int = 0, warnings: list[str] | None = None, outcome: str | None = None) -> Blocks:
+_DUP_MARK = "_dup_"
+
+
+def near_duplicates_text(dupes: Sequence[NearDuplicate]) -> str:
+    """'Looks like: `abcd1234` <permalink|title> (92% similar), …' naming each near-duplicate with a link."""
+    named = []
+    for dupe in dupes:
+        title = escape(dupe.title if len(dupe.title) <= 80 else dupe.title[:79] + "…").replace("|", "¦")
+        label = f"<{dupe.permalink}|{title}>" if dupe.permalink else f"_{title}_"
+        named.append(f"`{dupe.case_id}` {label} ({round(dupe.score * 100)}% similar)")
+    return "Looks like: " + ", ".join(named)
+
+
+def triage_block_id(case_id: str, duplicate_of: str | None = None) -> str:
+    """The block_id of a card's buttons; it carries the closest near-duplicate so Reject… can prefill the reason."""
+    return f"triage_{case_id}" + (f"{_DUP_MARK}{duplicate_of}" if duplicate_of else "")
+
+
+def duplicate_in_block_id(block_id: str | None) -> str | None:
+    """The near-duplicate id a card's button block carries, if any (see `triage_block_id`)."""
+    _, mark, dupe = (block_id or "").partition(_DUP_MARK)
+    return dupe if mark and dupe.isalnum() else None
+
+
+def case_card(case: Case, *, redactions: int = 0, warnings: list[str] | None = None, outcome: str | None = None,
+              near_duplicates: Sequence[NearDuplicate] = ()) -> Blocks:
     """The capture card for a case; with `outcome` (promoted/rejected by whom) the buttons are replaced by it."""
     head = f":triangular_flag_on_post: Captured case `{case.id}`: *{escape(case.title)}*"
     blocks: Blocks = [
@@ -51,13 +80,16 @@ def case_card(case: Case, *, redactions: int = 0, warnings: list[str] | None = N
     ]
     for warning in warnings or []:
         blocks.append({"type": "context", "elements": [_mrkdwn(f":warning: {escape(warning)}")]})
+    if near_duplicates and not outcome:
+        blocks.append({"type": "section", "block_id": f"dupes_{case.id}",
+                       "text": _mrkdwn(f":twisted_rightwards_arrows: {near_duplicates_text(near_duplicates)}")})
     if outcome:
         blocks.append({"type": "section", "text": _mrkdwn(outcome)})
     else:
         blocks.append(
             {
                 "type": "actions",
-                "block_id": f"triage_{case.id}",
+                "block_id": triage_block_id(case.id, near_duplicates[0].case_id if near_duplicates else None),
                 "elements": [
                     {"type": "button", "action_id": PROMOTE_ACTION, "style": "primary", "value": case.id,
                      "text": {"type": "plain_text", "text": "Promote…"}},
