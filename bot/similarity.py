@@ -7,6 +7,7 @@ read through a small cache keyed by file mtime and size, so a capture or a promo
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -65,34 +66,42 @@ def rank(text: str, others: Mapping[str, str], *, threshold: float = THRESHOLD, 
 
 
 class _TextCache:
-    """Per corpus folder: case id -> (mtime_ns, size, entry), refreshed from the files on each use."""
+    """Per corpus folder: case id -> ((inode, mtime, size), entry), refreshed from a directory scan on each use."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._folders: dict[Path, dict[str, tuple[int, int, _Entry]]] = {}
+        self._folders: dict[Path, dict[str, tuple[tuple[int, int, int], _Entry]]] = {}
 
     def entries(self, corpus: Corpus) -> dict[str, _Entry]:
         with self._lock:
             old = self._folders.get(corpus.root, {})
-        fresh: dict[str, tuple[int, int, _Entry]] = {}
-        for case_id, status in corpus.ids().items():
-            path = corpus.root / STATUS_DIRS[status] / f"{case_id}.yaml"
+        fresh: dict[str, tuple[tuple[int, int, int], _Entry]] = {}
+        for status, folder in STATUS_DIRS.items():
             try:
-                stat = path.stat()
+                listing = list(os.scandir(corpus.root / folder))
             except FileNotFoundError:
-                continue  # removed since ids() listed it
-            cached = old.get(case_id)
-            if cached and cached[:2] == (stat.st_mtime_ns, stat.st_size) and cached[2].status == status:
-                fresh[case_id] = cached
                 continue
-            try:
-                case = corpus.load(case_id, status)
-            except EvalbotError:
-                continue  # an invalid file is `corpus validate`'s business, not a duplicate
-            fresh[case_id] = (stat.st_mtime_ns, stat.st_size, _entry(case))
+            for item in listing:
+                case_id, dot, suffix = item.name.partition(".")
+                if suffix != "yaml" or not dot or item.name.startswith("."):
+                    continue
+                try:
+                    stat = item.stat()
+                except FileNotFoundError:
+                    continue  # removed since the scan listed it
+                key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+                cached = old.get(case_id)
+                if cached and cached[0] == key and cached[1].status == status:
+                    fresh[case_id] = cached
+                    continue
+                try:
+                    case = corpus.load(case_id, status)
+                except EvalbotError:
+                    continue  # an invalid file is `corpus validate`'s business, not a duplicate
+                fresh[case_id] = (key, _entry(case))
         with self._lock:
             self._folders[corpus.root] = fresh
-        return {case_id: value[2] for case_id, value in fresh.items()}
+        return {case_id: value[1] for case_id, value in fresh.items()}
 
 
 def _entry(case: Case) -> _Entry:
