@@ -12,8 +12,13 @@ from bot.cases import Case
 from bot.errors import InvalidCaseError
 
 
-class _CaseDumper(yaml.SafeDumper):
-    """SafeDumper that writes multi-line text as `|` blocks so git diffs read line by line."""
+# libyaml's C emitter and parser when PyYAML was built with them (its wheels are), else the pure-Python ones.
+_BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CaseDumper(_BaseDumper):  # type: ignore[misc, valid-type]
+    """A safe dumper that writes multi-line text as `|` blocks so git diffs read line by line."""
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
@@ -72,7 +77,7 @@ def _describe(error: ValidationError) -> str:
 def parse_case(text: str, *, where: str) -> Case:
     """Parse YAML text into a Case, raising InvalidCaseError that names `where` and the field."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -108,8 +108,10 @@ class CorpusChange:
     def write(self, case: Case) -> Path:
         """Write `case` to the folder of its status, removing its file from the other status folder."""
         path = self.corpus.path_for(case.id, case.status)
-        atomic_write(path, dump_case(case))
-        self.touched.append(path)
+        text = dump_case(case)
+        if not (path.exists() and path.read_text(encoding="utf-8") == text):
+            atomic_write(path, text)
+            self.touched.append(path)
         for status in STATUS_DIRS:
             other = self.corpus.path_for(case.id, status)
             if other != path and other.exists():
@@ -120,8 +122,9 @@ class CorpusChange:
     def delete(self, case: Case) -> None:
         """Remove the case's file."""
         path = self.corpus.path_for(case.id, case.status)
-        path.unlink(missing_ok=True)
-        self.touched.append(path)
+        if path.exists():
+            path.unlink()
+            self.touched.append(path)
 
 
 class Corpus:
@@ -199,8 +202,10 @@ class Corpus:
 
     def find(self, case_id: str) -> Case | None:
         """The case with exactly this id, or None."""
-        status = self.ids().get(case_id)
-        return self.load(case_id, status) if status else None
+        for status in STATUS_DIRS:
+            if self.path_for(case_id, status).exists():
+                return self.load(case_id, status)
+        return None
 
     def scan(self, status: str | None = None) -> tuple[list[Case], list[str]]:
         """Every readable case, and one message per file that is not valid."""

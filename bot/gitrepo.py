@@ -5,6 +5,7 @@ Runs the `git` command line; every call is bounded in time and its failures beco
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -72,16 +73,15 @@ class GitRepo:
             raise CorpusError(f"git {args[0]} failed: {(done.stderr or done.stdout).strip()[:500]}")
         return done.stdout
 
-    @property
+    @functools.cached_property
     def git_dir(self) -> Path:
+        """The repository's .git folder (asked once: it does not move)."""
         return (self.top / self.run("rev-parse", "--git-dir").strip()).resolve()
 
-    def commit(self, paths: list[Path], *, message: str, author: Author) -> str | None:
-        """Commit exactly `paths` (added, changed or deleted) as `author`; None when nothing changed."""
+    def commit(self, paths: list[Path], *, message: str, author: Author) -> bool:
+        """Commit exactly `paths` (added, changed or deleted) as `author`; False when nothing changed."""
         rel = [str(p.resolve().relative_to(self.top.resolve())) for p in paths]
         self.run("add", "-A", "--", *rel)
-        if not self.run("diff", "--cached", "--name-only", "--", *rel).strip():
-            return None
         name, email = author.git_identity
         env = {
             "GIT_AUTHOR_NAME": name,
@@ -90,8 +90,13 @@ class GitRepo:
             "GIT_COMMITTER_EMAIL": COMMITTER[1],
         }
         # `commit -- paths` commits only these paths, even if something else is staged in a shared work tree.
-        self.run("commit", "-q", "--no-verify", "-m", message, "--", *rel, env=env)
-        return self.head()
+        try:
+            self.run("commit", "-q", "--no-verify", "-m", message, "--", *rel, env=env)
+        except CorpusError as exc:
+            if "nothing to commit" in str(exc) or "no changes added" in str(exc):
+                return False
+            raise
+        return True
 
     def restore(self, paths: list[Path]) -> None:
         """Put `paths` back as they are in HEAD (removing ones HEAD does not have)."""
