@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import corpus, db, doctor, serve
+from bot.cli import corpus, db, doctor, evals, export, serve
 
 app = typer.Typer(
     name="evalbot",
@@ -14,6 +14,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(corpus.app, name="corpus")
+corpus.app.command("export")(export.export)
+app.add_typer(evals.app, name="eval")
 app.add_typer(db.app, name="db")
 app.command("doctor")(doctor.doctor)
 app.command("serve")(serve.serve)

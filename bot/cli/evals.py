@@ -1,0 +1,92 @@
+"""`evalbot eval`: run the corpus against the system under test (`run`) and show a run's comparison (`report`).
+
+Exit codes of `run`: 0 when nothing regressed (always 0 without --fail-on-regression), 1 on a regression (or
+a run that broke), 2 on a configuration error.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional, TextIO
+
+import typer
+
+from bot.cli.common import cli_errors
+from bot.evals import records
+from bot.evals.compare import RunNotFoundError, compare_runs
+from bot.evals.junit import junit_xml
+from bot.evals.report import format_comparison
+from bot.evals.evaluate import run_eval
+from bot.runtime import open_runtime
+from bot.store import session_scope
+
+app = typer.Typer(help="Evaluate the corpus against the system under test and compare runs.", no_args_is_help=True)
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal, redrawn at most ten times a second."""
+
+    def __init__(self, stream: TextIO, width: int = 30):
+        self.stream = stream
+        self.width = width
+        self.started = time.monotonic()
+        self.drawn = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self.drawn < 0.1:
+            return
+        self.drawn = now
+        filled = self.width * done // max(total, 1)
+        bar = "#" * filled + "." * (self.width - filled)
+        end = "\n" if done >= total else ""
+        self.stream.write(f"\r[{bar}] {done}/{total} trials  {now - self.started:.0f}s{end}")
+        self.stream.flush()
+
+
+@app.command("run")
+@cli_errors
+def run(
+    trials: Annotated[Optional[int], typer.Option(min=1, help="Samples per case (default: [run] trials).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(min=1, help="Calls in flight (default: [run] concurrency).")] = None,
+    case: Annotated[Optional[list[str]], typer.Option("--case", help="Run this case (id prefix; repeatable).")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option("--tag", help="Run the cases with this tag (repeatable).")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="Also write JUnit XML to this file.")] = None,
+    fail_on_regression: Annotated[bool, typer.Option(help="Exit 1 when a case that passed in the baseline fails.")] = False,
+    baseline: Annotated[Optional[int], typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
+) -> None:
+    """Run the promoted cases against the target, grade them, record the run and compare it."""
+    rt = open_runtime()
+    progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    report = run_eval(rt, trials=trials, concurrency=concurrency, case_ids=case or (), tags=tag or (),
+                      baseline_id=baseline, trigger="cli", progress=progress)
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(format_comparison(report.comparison))
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(junit_xml(report.comparison), encoding="utf-8")
+        typer.echo(f"JUnit XML written to {junit}")
+    if fail_on_regression and report.comparison.has_regressions:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+@cli_errors
+def report(
+    run_id: Annotated[Optional[int], typer.Argument(metavar="[RUN]", help="Run id (default: the newest finished run).")] = None,
+    baseline: Annotated[Optional[int], typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
+) -> None:
+    """Print a run compared with its baseline: regressions, fixes, new, removed, failing, errors, flaky."""
+    rt = open_runtime()
+    with session_scope(rt.engine) as session:
+        if run_id is None:
+            latest = records.latest_finished_run(session)
+            if latest is None:
+                raise RunNotFoundError("no finished run yet: start one with `evalbot eval run`")
+            run_id = latest.id
+        assert run_id is not None
+        comparison = compare_runs(session, run_id, baseline)
+    typer.echo(format_comparison(comparison))

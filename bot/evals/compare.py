@@ -1,0 +1,177 @@
+"""Compare a run with a baseline run: what regressed, what got fixed, what is new, gone, failing, broken, flaky.
+
+The public API is `compare_runs(session, run_id, baseline_id=None) -> Comparison`, built only of frozen plain
+dataclasses (no ORM objects), so the CLI report, JUnit output and the Slack digest all render the same data.
+
+Categories, for each case of the run (a case can be in several lists, e.g. a flaky regression):
+- `regressions`: passed in the baseline, fails now.
+- `fixes`: failed in the baseline, passes now.
+- `new`: not in the baseline (whatever its status now).
+- `removed`: in the baseline but not in this run (deleted, or left out by --case/--tag).
+- `still_failing`: fails now and did not pass in the baseline (failed, or errored there).
+- `errors`: could not be graded now (the target or the judge kept failing).
+- `flaky`: its trials both passed and failed now.
+Without a baseline (the first run) every case is new and nothing regresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.errors import EvalbotError
+from bot.evals import records
+from bot.store import CaseResult, EvalRun
+
+
+class RunNotFoundError(EvalbotError):
+    """No run has that id (or no finished run exists yet)."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run's record: what was evaluated, when, and the totals."""
+
+    id: int
+    status: str  # running | finished | failed
+    trigger: str  # cli | slack | nightly
+    mode: str  # sync | batch
+    started_at: datetime
+    finished_at: datetime | None
+    corpus_commit: str | None
+    config_fingerprint: str | None
+    target: str | None  # label such as "anthropic:claude-haiku-4-5"
+    judge_model: str | None
+    trials: int
+    cases_total: int
+    passed: int
+    failed: int
+    errored: int
+    flaky: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cost_note: str | None  # set when some model's price is unknown
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    error: str | None
+
+    @property
+    def pass_rate(self) -> float | None:
+        """Passed cases over all cases (errors count as not passed), or None for an empty run."""
+        return self.passed / self.cases_total if self.cases_total else None
+
+    @classmethod
+    def of(cls, run: EvalRun) -> RunSummary:
+        """The summary of an EvalRun row."""
+        info = records.target_info(run)
+        assert run.id is not None
+        return cls(
+            id=run.id, status=run.status, trigger=run.trigger, mode=run.mode, started_at=run.started_at,
+            finished_at=run.finished_at, corpus_commit=run.corpus_commit, config_fingerprint=run.config_fingerprint,
+            target=info.get("label"), judge_model=info.get("judge"), trials=run.trials, cases_total=run.cases_total,
+            passed=run.passed, failed=run.failed, errored=run.errored, flaky=run.flaky, input_tokens=run.input_tokens,
+            output_tokens=run.output_tokens, cost_usd=run.cost_usd, cost_note=info.get("cost_note"),
+            latency_p50_ms=run.latency_p50_ms, latency_p95_ms=run.latency_p95_ms, error=run.error,
+        )
+
+
+@dataclass(frozen=True)
+class CaseStatus:
+    """One case in the run, next to its baseline result."""
+
+    case_id: str
+    title: str
+    status: str  # pass | fail | error
+    pass_rate: float
+    flaky: bool
+    trials: int
+    failure: str | None  # grader messages or the error, one line per problem
+    permalink: str | None
+    baseline_status: str | None  # None: not in the baseline
+    baseline_pass_rate: float | None
+
+    @classmethod
+    def of(cls, row: CaseResult, before: CaseResult | None) -> CaseStatus:
+        """The status of a CaseResult row next to its baseline row."""
+        return cls(
+            case_id=row.case_id, title=row.title, status=row.status, pass_rate=row.pass_rate, flaky=row.flaky,
+            trials=row.trials, failure=row.failure, permalink=row.permalink,
+            baseline_status=before.status if before else None, baseline_pass_rate=before.pass_rate if before else None,
+        )
+
+
+@dataclass(frozen=True)
+class RemovedCase:
+    """A case of the baseline that this run did not evaluate."""
+
+    case_id: str
+    title: str
+    baseline_status: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A run compared with its baseline (see the module docstring for the categories)."""
+
+    run: RunSummary
+    baseline: RunSummary | None
+    cases: list[CaseStatus]  # every case of the run, by case id
+    regressions: list[CaseStatus]
+    fixes: list[CaseStatus]
+    new: list[CaseStatus]
+    removed: list[RemovedCase]
+    still_failing: list[CaseStatus]
+    errors: list[CaseStatus]
+    flaky: list[CaseStatus]
+
+    @property
+    def has_regressions(self) -> bool:
+        """True when any case went from pass to fail."""
+        return bool(self.regressions)
+
+    @property
+    def pass_rate_change(self) -> float | None:
+        """This run's pass rate minus the baseline's, or None without a baseline."""
+        if self.baseline is None or self.run.pass_rate is None or self.baseline.pass_rate is None:
+            return None
+        return self.run.pass_rate - self.baseline.pass_rate
+
+
+def resolve_baseline(session: Session, run_id: int, baseline_id: int | None) -> EvalRun | None:
+    """The baseline run: `baseline_id` if given (it must exist and be finished), else the previous finished run."""
+    if baseline_id is None:
+        return records.latest_finished_run(session, before=run_id)
+    baseline = records.get_run(session, baseline_id)
+    if baseline is None:
+        raise RunNotFoundError(f"there is no run {baseline_id} to compare with (see `evalbot eval report`)")
+    if baseline.status != "finished":
+        raise RunNotFoundError(f"run {baseline_id} is {baseline.status}, not finished: it cannot be a baseline")
+    return baseline
+
+
+def compare_runs(session: Session, run_id: int, baseline_id: int | None = None) -> Comparison:
+    """Compare run `run_id` with `baseline_id`, or with the previous finished run when it is None."""
+    run = records.get_run(session, run_id)
+    if run is None:
+        raise RunNotFoundError(f"there is no run {run_id} (see `evalbot eval report`)")
+    baseline = resolve_baseline(session, run_id, baseline_id)
+    current = records.case_results(session, run_id)
+    before = {row.case_id: row for row in records.case_results(session, baseline.id)} if baseline else {}
+    cases = [CaseStatus.of(row, before.get(row.case_id)) for row in current]
+    now_ids = {row.case_id for row in current}
+    was = {c.case_id: c.baseline_status for c in cases}
+    return Comparison(
+        run=RunSummary.of(run),
+        baseline=RunSummary.of(baseline) if baseline else None,
+        cases=cases,
+        regressions=[c for c in cases if was[c.case_id] == "pass" and c.status == "fail"],
+        fixes=[c for c in cases if was[c.case_id] == "fail" and c.status == "pass"],
+        new=[c for c in cases if was[c.case_id] is None],
+        removed=[RemovedCase(r.case_id, r.title, r.status) for cid, r in sorted(before.items()) if cid not in now_ids],
+        still_failing=[c for c in cases if c.status == "fail" and was[c.case_id] in ("fail", "error")],
+        errors=[c for c in cases if c.status == "error"],
+        flaky=[c for c in cases if c.flaky],
+    )

@@ -1,0 +1,169 @@
+"""`run_eval`: the one domain function that evaluates the corpus, records the run and compares it.
+
+The CLI (`evalbot eval run`), the nightly job and Slack's `/eval run` all call it. Everything a person can get
+wrong (evalbot.toml, a missing API key or env var, an unknown --case, a bad --baseline) raises ConfigError
+before the run is recorded; a run that breaks half-way is recorded as `failed` and the error re-raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot.cases import Case, Rubric
+from bot.corpus import Corpus
+from bot.errors import AmbiguousIdError, CaseNotFoundError, ConfigError, CorpusError, InvalidIdError
+from bot.evalconfig import EvalConfig, fingerprint, load_eval_config
+from bot.evals import records
+from bot.evals.compare import Comparison, RunNotFoundError, compare_runs, resolve_baseline
+from bot.evals.judge import Judge
+from bot.evals.runner import Progress, Runner
+from bot.evals.targets import Target, build_target
+from bot.llm import LLM, RetryPolicy
+from bot.runtime import Runtime
+from bot.store import session_scope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The recorded run compared with its baseline, and what the person running it should know."""
+
+    run_id: int
+    comparison: Comparison
+    warnings: list[str] = field(default_factory=list)
+
+
+def select_cases(corpus: Corpus, *, case_ids: Sequence[str] = (), tags: Sequence[str] = ()) -> tuple[list[Case], list[str]]:
+    """The promoted cases to run (all, or those matching any --case prefix or any --tag) and warnings."""
+    cases, problems = corpus.scan("promoted")
+    warnings = [f"skipped an invalid case file: {problem}" for problem in problems]
+    if not cases:
+        raise ConfigError(f"no promoted case to run in {corpus.root}: promote a candidate first (`evalbot corpus promote`)")
+    if not case_ids and not tags:
+        return cases, warnings
+    wanted: set[str] = set()
+    for ref in case_ids:
+        try:
+            wanted.add(corpus.resolve(ref, status="promoted")[0])
+        except (CaseNotFoundError, AmbiguousIdError, InvalidIdError) as exc:
+            raise ConfigError(f"--case {ref}: {exc}") from None
+    chosen = [c for c in cases if c.id in wanted or set(c.tags) & set(tags)]
+    if not chosen:
+        raise ConfigError(f"no promoted case has the tag(s) {', '.join(tags)}")
+    return chosen, warnings
+
+
+def _corpus_commit(corpus: Corpus, warnings: list[str]) -> str | None:
+    try:
+        commit = corpus.repo.head()
+        if corpus.repo.is_dirty(corpus.root):
+            warnings.append("the corpus folder has uncommitted changes: the recorded commit does not include them")
+        return commit
+    except CorpusError as exc:
+        warnings.append(f"corpus commit unknown: {exc}")
+        return None
+
+
+def _check_numbers(trials: int, concurrency: int) -> None:
+    if trials < 1:
+        raise ConfigError(f"trials must be at least 1, not {trials}")
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
+
+
+def _make_judge(rt: Runtime, config: EvalConfig, policy: RetryPolicy, concurrency: int) -> Judge:
+    llm = LLM.from_settings(rt.settings, policy=policy, timeout=config.judge.timeout, max_connections=max(concurrency, 10),
+                            needed_for="the judge of rubric expectations")
+    return Judge(llm, model=config.judge.model, max_tokens=config.judge.max_tokens, timeout=config.judge.timeout)
+
+
+def _start_run(rt: Runtime, config: EvalConfig, *, trigger: str, target: Target, judge: Judge | None, trials: int,
+               cases: int, warnings: list[str]) -> int:
+    with session_scope(rt.engine) as session:
+        run = records.create_run(
+            session, trigger=trigger, mode="sync", corpus_commit=_corpus_commit(rt.corpus, warnings),
+            config_fingerprint=fingerprint(rt.corpus.root, config), target_label=target.label,
+            judge_model=judge.model if judge else None, trials=trials, cases_total=cases,
+        )
+        assert run.id is not None
+        return run.id
+
+
+async def run_eval_async(
+    rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
+    tags: Sequence[str] = (), baseline_id: int | None = None, trigger: str = "cli", progress: Progress | None = None,
+    target: Target | None = None, judge: Judge | None = None,
+) -> RunReport:
+    """`run_eval` for callers that already run an event loop."""
+    config = load_eval_config(rt.corpus.root)
+    trials = trials if trials is not None else config.run.trials
+    concurrency = concurrency if concurrency is not None else config.run.concurrency
+    _check_numbers(trials, concurrency)
+    cases, warnings = select_cases(rt.corpus, case_ids=case_ids, tags=tags)
+    if baseline_id is not None:
+        with session_scope(rt.engine) as session:
+            try:
+                resolve_baseline(session, 0, baseline_id)
+            except RunNotFoundError as exc:
+                raise ConfigError(f"--baseline: {exc}") from None
+    if "temperature" in getattr(config.target, "model_fields_set", ()):
+        warnings.append("[target] temperature is ignored: the Anthropic API version that SDK 2.x uses (2026-10-21) "
+                        "rejects sampling parameters")
+    if config.run.mode == "batch":
+        warnings.append("[run] mode = 'batch' is not supported yet: this run used the synchronous Messages API")
+    policy = RetryPolicy(retries=config.run.retries)
+    needs_judge = any(isinstance(e, Rubric) for case in cases for e in case.expect)
+    target = target or build_target(config, corpus_root=rt.corpus.root, settings=rt.settings, policy=policy,
+                                    concurrency=concurrency)
+    try:
+        if judge is None and needs_judge:
+            judge = _make_judge(rt, config, policy, concurrency)
+        run_id = _start_run(rt, config, trigger=trigger, target=target, judge=judge, trials=trials,
+                            cases=len(cases), warnings=warnings)
+        log.info("eval run %d: %d case(s) x %d trial(s) against %s, concurrency %d", run_id, len(cases), trials,
+                 target.label, concurrency, extra={"run_id": run_id})
+        runner = Runner(target, judge=judge, trials=trials, pass_threshold=config.run.pass_threshold,
+                        concurrency=concurrency, progress=progress)
+        try:
+            outcomes = await runner.run(cases)
+            with session_scope(rt.engine) as session:
+                run = records.get_run(session, run_id)
+                assert run is not None
+                baseline = resolve_baseline(session, run_id, baseline_id)
+                records.finish_run(session, run, outcomes, meter=runner.meter,
+                                   baseline_run_id=baseline.id if baseline else None)
+        except BaseException as exc:
+            with session_scope(rt.engine) as session:
+                records.fail_run(session, run_id, error=f"{type(exc).__name__}: {exc}")
+            raise
+    finally:
+        await target.aclose()
+        if judge is not None:
+            await judge.aclose()
+    with session_scope(rt.engine) as session:
+        comparison = compare_runs(session, run_id, baseline_id)
+    log.info("eval run %d finished: %d passed, %d failed, %d error(s), %d regression(s)", run_id,
+             comparison.run.passed, comparison.run.failed, comparison.run.errored, len(comparison.regressions),
+             extra={"run_id": run_id})
+    return RunReport(run_id, comparison, warnings)
+
+
+def run_eval(
+    rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
+    tags: Sequence[str] = (), baseline_id: int | None = None, trigger: str = "cli", progress: Progress | None = None,
+    target: Target | None = None, judge: Judge | None = None,
+) -> RunReport:
+    """Evaluate the promoted cases (all, or those picked by `case_ids`/`tags`), record the run and compare it.
+
+    `trials`/`concurrency` override `[run]` in evalbot.toml; the baseline is `baseline_id` or the previous finished
+    run; `trigger` (cli | slack | nightly) is recorded; `progress(done, total)` is called after each trial;
+    `target`/`judge` replace the ones evalbot.toml describes (tests, benchmarks). Blocks until the run ends.
+    """
+    return asyncio.run(run_eval_async(
+        rt, trials=trials, concurrency=concurrency, case_ids=case_ids, tags=tags, baseline_id=baseline_id,
+        trigger=trigger, progress=progress, target=target, judge=judge,
+    ))

@@ -1,0 +1,62 @@
+"""JUnit XML of a run: one testcase per case; a failure or error carries the grader messages.
+
+CI systems (GitHub Actions, GitLab, Jenkins) render this format. A flaky case that still passes its threshold
+is a passing testcase with its pass rate in `system-out`.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from bot.evals.compare import Comparison
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _clean(text: str) -> str:
+    """Drop the characters XML 1.0 cannot carry (model output may contain them)."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _first_line(text: str | None, fallback: str) -> str:
+    lines = (text or "").splitlines()
+    return _clean(lines[0][:500]) if lines else fallback
+
+
+def junit_xml(comparison: Comparison) -> str:
+    """The run's cases as a JUnit XML document (UTF-8 text with an XML declaration)."""
+    run = comparison.run
+    seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0.0
+    suites = ET.Element("testsuites", name="evalbot", tests=str(len(comparison.cases)))
+    suite = ET.SubElement(
+        suites, "testsuite", name=f"evalbot run {run.id}", tests=str(len(comparison.cases)),
+        failures=str(sum(c.status == "fail" for c in comparison.cases)),
+        errors=str(sum(c.status == "error" for c in comparison.cases)), skipped="0", time=f"{seconds:.3f}",
+        timestamp=run.started_at.replace(tzinfo=None).isoformat(timespec="seconds"),
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (("run_id", run.id), ("target", run.target), ("corpus_commit", run.corpus_commit),
+                        ("config_fingerprint", run.config_fingerprint), ("trials", run.trials),
+                        ("baseline_run_id", comparison.baseline.id if comparison.baseline else None)):
+        if value is not None:
+            ET.SubElement(properties, "property", name=name, value=str(value))
+    regressed = {c.case_id for c in comparison.regressions}
+    for case in comparison.cases:
+        testcase = ET.SubElement(suite, "testcase", classname="evalbot.cases", name=_clean(f"{case.case_id}: {case.title}"), time="0")
+        if case.status in ("fail", "error"):
+            tag = "failure" if case.status == "fail" else "error"
+            kind = "regression" if case.case_id in regressed else case.status
+            element = ET.SubElement(testcase, tag, message=_first_line(case.failure, case.status), type=kind)
+            element.text = _clean(case.failure or "")
+        out = [f"pass rate {case.pass_rate:.0%} over {case.trials} trial(s)"]
+        if case.flaky:
+            out.append("flaky: trials both passed and failed")
+        if case.baseline_status:
+            out.append(f"baseline: {case.baseline_status}")
+        if case.permalink:
+            out.append(case.permalink)
+        ET.SubElement(testcase, "system-out").text = "\n".join(out)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
