@@ -27,7 +27,7 @@ class AnthropicTarget(_Section):
     model: str
     system_prompt: str | None = None
     max_tokens: int = Field(1024, gt=0)
-    temperature: float = Field(0.0, ge=0.0, le=1.0)
+    temperature: float | None = Field(None, ge=0.0, le=1.0, description="Accepted for compatibility; not sent (see README).")
     timeout: float = Field(120.0, gt=0)
 
 
@@ -63,7 +63,7 @@ Target = Annotated[Union[AnthropicTarget, HttpTarget, CommandTarget, PythonTarge
 class JudgeConfig(_Section):
     """The LLM judge for rubric expectations."""
 
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-4-6"
     max_tokens: int = Field(1024, gt=0)
     timeout: float = Field(120.0, gt=0)
 
