@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
 
+from bot import metrics
 from bot.capture import CaptureOptions
 from bot.drafting import make_drafter
 from bot.runtime import Runtime
@@ -47,6 +49,12 @@ def create_app(runtime: Runtime) -> App:
     )
     for module in (events, shortcuts, commands, actions, views):
         module.register(app, deps)
+
+    @app.middleware
+    def count_requests(body: dict[str, Any], next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
+        kind = (body.get("event") or {}).get("type") or body.get("type") or ("command" if body.get("command") else "other")
+        metrics.SLACK_REQUESTS.labels(kind).inc()
+        next()
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import metrics
 from bot.capture import CaptureResult, FlagRequest, capture, remember_reply, reply_of
 from bot.errors import AlreadyRejectedError, CaptureError
 from bot.slack import blocks
@@ -26,9 +27,11 @@ def handle_flag(deps: SlackDeps, client: WebClient, flag: FlagRequest, *, respon
     try:
         result = capture(flag, source=deps.source, corpus=rt.corpus, engine=rt.engine, options=deps.options)
     except (CaptureError, AlreadyRejectedError) as exc:
+        metrics.CAPTURES.labels("refused").inc()
         tell_user(client, user=flag.user_id, text=f":warning: {exc}", channel=flag.channel,
                   thread_ts=flag.thread_ts or flag.ts, response_url=response_url)
         return None
+    metrics.CAPTURES.labels("created" if result.created else "reflagged" if result.new_flagger else "repeated").inc()
     if result.created:
         _post_reply(deps, client, result)
     elif result.new_flagger:
