@@ -61,14 +61,27 @@ def reaction(ts: str) -> dict:
             "item": {"type": "message", "channel": CHANNEL, "ts": ts}, "event_ts": "1763800000.000001"}
 
 
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
 def test_serve_over_socket_mode_captures_a_flag_and_stops_cleanly(slack, db_url, tmp_path):
-    proc = serve(slack, tmp_path)
+    port = free_port()
+    proc = serve(slack, tmp_path, "--port", str(port))
     try:
         slack.wait_connected(timeout=30)
         parent, reply = flagged_thread(slack)
         slack.send_event(reaction(reply))
         call = slack.wait_for_call("chat.postMessage", lambda c: c.params.get("thread_ts") == parent, timeout=20)
         assert slack_case_id(CHANNEL, reply) in json.dumps(call.params)
+        wait_healthy(port, proc)
+        assert get(port, "/readyz") == (200, '{"ok": true, "problems": {}}')
+        assert 'evalbot_captures_total{outcome="created"} 1.0' in get(port, "/metrics")[1]
+        assert post(port, "{}", {}) == 404  # Slack's events come over the socket, never over HTTP here
     finally:
         output = stop(proc, tmp_path)
     assert proc.returncode == 0, output
@@ -118,6 +131,9 @@ def test_serve_http_verifies_signatures_and_captures(slack, db_url, tmp_path):
         assert slack.calls_to("conversations.replies") == []
         assert post(port, body, signed_request_headers(SECRET, body)) == 200
         slack.wait_for_call("chat.postMessage", lambda c: c.params.get("thread_ts") == parent, timeout=20)
+        metrics = get(port, "/metrics")[1]
+        assert "evalbot_ack_seconds_count 3.0" in metrics  # the two refused requests were timed too
+        assert 'evalbot_slack_requests_total{kind="reaction_added"} 1.0' in metrics
     finally:
         output = stop(proc, tmp_path)
     assert proc.returncode == 0, output

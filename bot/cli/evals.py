@@ -14,11 +14,12 @@ from typing import Annotated, Optional, TextIO
 import typer
 
 from bot.cli.common import cli_errors
+from bot.errors import ConfigError
 from bot.evals import records
 from bot.evals.compare import RunNotFoundError, compare_runs
 from bot.evals.junit import junit_xml
 from bot.evals.report import format_comparison
-from bot.evals.evaluate import run_eval
+from bot.runs import run_exclusive
 from bot.runtime import open_runtime
 from bot.store import session_scope
 
@@ -56,12 +57,18 @@ def run(
     junit: Annotated[Optional[Path], typer.Option(help="Also write JUnit XML to this file.")] = None,
     fail_on_regression: Annotated[bool, typer.Option(help="Exit 1 when a case that passed in the baseline fails.")] = False,
     baseline: Annotated[Optional[int], typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
+    post: Annotated[bool, typer.Option("--post", help="Post the digest to EVALBOT_CHANNEL, as the nightly run does.")] = False,
 ) -> None:
     """Run the promoted cases against the target, grade them, record the run and compare it."""
     rt = open_runtime()
+    if post:
+        # Say so before a long run, not after it: --post needs the bot token and the channel.
+        missing = [line for line in rt.settings.missing_for_serve(http=False) if not line.startswith("SLACK_APP_TOKEN")]
+        if missing:
+            raise ConfigError(f"--post needs Slack: {missing[0]}")
     progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    report = run_eval(rt, trials=trials, concurrency=concurrency, case_ids=case or (), tags=tag or (),
-                      baseline_id=baseline, trigger="cli", progress=progress)
+    report = run_exclusive(rt, trigger="cli", trials=trials, concurrency=concurrency, case_ids=case or (), tags=tag or (),
+                           baseline_id=baseline, progress=progress)
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(format_comparison(report.comparison))
@@ -69,6 +76,11 @@ def run(
         junit.parent.mkdir(parents=True, exist_ok=True)
         junit.write_text(junit_xml(report.comparison), encoding="utf-8")
         typer.echo(f"JUnit XML written to {junit}")
+    if post:
+        from bot.slack.digest_post import post_digest
+
+        ts = post_digest(rt, report.run_id)
+        typer.echo(f"digest posted to {rt.settings.channel}" + (f" (message {ts})" if ts else " by another process"))
     if fail_on_regression and report.comparison.has_regressions:
         raise typer.Exit(1)
 

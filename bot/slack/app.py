@@ -13,7 +13,7 @@ from bot import metrics
 from bot.capture import CaptureOptions
 from bot.drafting import make_drafter
 from bot.runtime import Runtime
-from bot.slack import actions, commands, events, shortcuts, views
+from bot.slack import actions, commands, events, run_commands, shortcuts, views
 from bot.slack.client import make_web_client
 from bot.slack.deps import SlackDeps
 from bot.slack.source import SlackThreadSource
@@ -47,8 +47,9 @@ def create_app(runtime: Runtime) -> App:
             drafter=make_drafter(settings),
         ),
     )
-    for module in (events, shortcuts, commands, actions, views):
+    for module in (events, shortcuts, actions, views):
         module.register(app, deps)
+    commands.register(app, deps, extra=run_commands.subcommands(client, runtime))
 
     @app.middleware
     def count_requests(body: dict[str, Any], next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name

@@ -32,9 +32,9 @@ def _json(status: int, data: object) -> AsgiHttpResponse:
 class EvalbotAsgi(BaseSlackRequestHandler):
     """The ASGI application `serve --http` runs."""
 
-    def __init__(self, app: App, *, readiness: Readiness, path: str = "/slack/events"):
+    def __init__(self, app: App, *, readiness: Readiness, path: str | None = "/slack/events"):
         self.app = app
-        self.path = path
+        self.path = path or ""  # no path in Socket Mode: Slack's events never arrive over HTTP then
         self.readiness = readiness
 
     async def dispatch(self, request: AsgiHttpRequest) -> BoltResponse:
@@ -54,4 +54,6 @@ class EvalbotAsgi(BaseSlackRequestHandler):
         if method == "GET" and path == "/metrics":
             data, content_type = metrics.exposition()
             return AsgiHttpResponse(status=200, headers={"content-type": [content_type]}, body=data.decode())
+        if not self.path:
+            return _json(404, {"ok": False})
         return await super()._get_http_response(method, path, request)

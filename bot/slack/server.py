@@ -1,26 +1,32 @@
-"""Runs the bot: Socket Mode by default, or Slack's HTTP events API with a health endpoint."""
+"""Runs the bot: Socket Mode by default, or Slack's HTTP events API with a health endpoint; and the nightly job.
+
+`start()` prepares the database, the case index and the Bolt app; `run()` also starts the nightly scheduler and
+posts the digests still owed from before (both in `start_background`), and on SIGINT/SIGTERM stops them, failing
+a run in progress as interrupted (its "run failed" message is posted at the next start).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import uvicorn
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot import caseindex
+from bot import caseindex, runs
 from bot.config import Settings
 from bot.logs import setup_logging
-from bot.runtime import Runtime, open_runtime
+from bot.runtime import Runtime, open_runtime, readiness
+from bot.schedule import Nightly, start_nightly
 from bot.slack.app import create_app
-from bot.store import session_scope
+from bot.slack.digest_post import post_pending_digests, publish
+from bot.slack.http import EvalbotAsgi
+from bot.store import advisory_lock, session_scope
+
+REINDEX_LOCK_KEY = 727_003  # arbitrary, distinct from the other advisory locks
 
 log = logging.getLogger(__name__)
 
@@ -28,62 +34,64 @@ log = logging.getLogger(__name__)
 def start(settings: Settings) -> tuple[Runtime, App]:
     """Migrate the database, refresh the case index from the files and build the app."""
     runtime = open_runtime(settings)
-    with session_scope(runtime.engine) as session:
-        count, problems = caseindex.reindex(session, runtime.corpus)
+    count, problems = _reindex(runtime)
     for problem in problems:
         log.warning("skipping an invalid case file: %s", problem)
     log.info("corpus %s: %d case files indexed", runtime.corpus.root, count)
     return runtime, create_app(runtime)
 
 
+def _reindex(runtime: Runtime) -> tuple[int, list[str]]:
+    # Replicas starting together would rebuild the same index rows at once: they take turns.
+    with advisory_lock(runtime.engine, REINDEX_LOCK_KEY), session_scope(runtime.engine) as session:
+        return caseindex.reindex(session, runtime.corpus)
+
+
+def start_background(runtime: Runtime, app: App) -> Nightly:
+    """Start the nightly scheduler and, in a background thread, post the digests still owed."""
+    client = app.client
+    nightly = start_nightly(runtime, publish=lambda outcome: publish(runtime, outcome, client=client))
+
+    def post_pending() -> None:
+        try:
+            post_pending_digests(runtime, client=client)
+        except Exception:  # noqa: BLE001 - they stay pending for the next start
+            log.exception("posting pending digests failed")
+
+    threading.Thread(target=post_pending, name="evalbot-pending-digests", daemon=True).start()
+    return nightly
+
+
+def stop_background(nightly: Nightly) -> None:
+    """Stop the scheduler; a run in progress is marked failed (interrupted) and its lock released."""
+    nightly.shutdown()
+    if runs.interrupt_in_flight():
+        log.warning("stopped during an eval run: marked failed as interrupted (a batch run resumes at the next start)")
+
+
 def run(settings: Settings, *, http: bool, port: int) -> None:
-    """Run until SIGINT/SIGTERM."""
+    """Run until SIGINT/SIGTERM: uvicorn serves Slack's HTTP API (with --http) or only the probes
+    (/healthz, /readyz, /metrics) next to a Socket Mode connection."""
     setup_logging(fmt=settings.log_format)
     runtime, app = start(settings)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    if http:
-        server = http_server(app, port=port)
-        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-        log.info("listening for Slack on http://0.0.0.0:%d/slack/events", port)
-        stop.wait()
-        server.shutdown()
-        return
-    assert settings.slack_app_token is not None
-    handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
-    handler.connect()
-    log.info("connected to Slack over Socket Mode; taking flags in %s", settings.channel)
-    stop.wait()
-    handler.close()
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("http %s", format % args)
-
-
-def wsgi_app(app: App) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
-    """Slack's events/interactivity/commands on /slack/events (signature verified by Bolt), and /healthz."""
-    slack = SlackRequestHandler(app)
-
-    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path == "/healthz":
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [json.dumps({"ok": True}).encode()]
-        if path == "/slack/events" and environ.get("REQUEST_METHOD") == "POST":
-            return slack(environ, start_response)
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found"]
-
-    return application
-
-
-def http_server(app: App, *, port: int, host: str = "0.0.0.0") -> WSGIServer:
-    """A threading WSGI server for `wsgi_app(app)`."""
-    return make_server(host, port, wsgi_app(app), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    nightly = start_background(runtime, app)
+    handler = None
+    try:
+        if not http:
+            assert settings.slack_app_token is not None
+            handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            handler.connect()
+            log.info("connected to Slack over Socket Mode; taking flags in %s", settings.channel)
+        asgi = EvalbotAsgi(app, readiness=lambda: readiness(runtime), path="/slack/events" if http else None)
+        server = uvicorn.Server(uvicorn.Config(asgi, host="0.0.0.0", port=port, log_config=None, access_log=False,
+                                               lifespan="off", timeout_graceful_shutdown=10))
+        log.info("listening on http://0.0.0.0:%d (%s)", port, "/slack/events, probes" if http else "probes only")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # uvicorn re-raises the signal it caught once it has shut down; let that land here, not kill us
+            # before the scheduler is stopped and a run in progress is marked interrupted.
+            signal.signal(sig, lambda *_: log.info("shutting down"))
+        server.run()  # returns on SIGINT/SIGTERM
+    finally:
+        if handler is not None:
+            handler.close()
+        stop_background(nightly)
