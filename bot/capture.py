@@ -156,7 +156,8 @@ def capture(flag: FlagRequest, *, source: ThreadSource, corpus: Corpus, engine: 
     with session_scope(engine) as session:
         _record_flag(session, case_id=case.id, flag=flag)
         caseindex.upsert(session, case)
-    log.info("captured %s (%d turns, %s) flagged by %s", case.id, len(turns), kind, flag.user_id)
+    log.info("captured %s (%d turns, %s) flagged by %s", case.id, len(turns), kind, flag.user_id,
+             extra={"event": "capture", "case_id": case.id, "turns": len(turns), "trigger": flag.trigger})
     return CaptureResult(case=case, created=True, new_flagger=True, thread_ts=thread_ts, redactions=redactions,
                          warnings=warnings, near_duplicates=near_duplicates(case, corpus))
 

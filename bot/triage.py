@@ -129,6 +129,8 @@ def promote(
     with corpus.change(author=actor, message=f"Promote {case.id}: {case.title}") as tx:
         tx.write(case)
     caseindex.upsert(session, case)
+    log.info("promoted %s with %d expectation(s) by %s", case.id, len(case.expect), actor.user_id,
+             extra={"event": "promote", "case_id": case.id, "user": actor.user_id})
     return PromoteResult(
         case=case, warnings=catches_failure(case, case.expect, judge=judge), near_duplicates=near_duplicates(case, corpus)
     )
@@ -173,6 +175,7 @@ def reject_candidate(*, corpus: Corpus, session: Session, ref: str, actor: Autho
     with corpus.change(author=actor, message=f"Reject {candidate.id}: {candidate.title}\n\nReason: {reason}") as tx:
         tx.delete(candidate)
     caseindex.remove(session, case_id=candidate.id)
+    log.info("rejected %s by %s", candidate.id, actor.user_id, extra={"event": "reject", "case_id": candidate.id, "user": actor.user_id})
     rejection = Rejection(
         case_id=candidate.id,
         title=candidate.title,
@@ -202,6 +205,7 @@ def edit(
     with corpus.change(author=actor, message=f"Edit {case.id}: {case.title}") as tx:
         tx.write(case)
     caseindex.upsert(session, case)
+    log.info("edited %s by %s", case.id, actor.user_id, extra={"event": "edit", "case_id": case.id, "user": actor.user_id})
     return case
 
 
