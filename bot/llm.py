@@ -5,6 +5,9 @@ Retries are ours, not the SDK's: the client is built with `max_retries=0` and ev
 jitter, honouring `retry-after`) and one log line per attempt. Retried: 408, 409, 429, 529, other 5xx,
 connection errors and timeouts. Anything else fails at once; 401/403 raise ConfigError (the key is wrong, not
 the call). Log lines carry the purpose, model, latency, token counts and attempt count, never keys or prompts.
+
+Also the Message Batches calls (create, retrieve, results, cancel; read as JSON) that `bot.evals.batch` drives,
+and `cacheable`, the system-prompt form that marks a prompt for prompt caching.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, TypeVar
 import anthropic
 import httpx2
 
+from bot import metrics
 from bot.config import Settings
 from bot.errors import ConfigError, EvalbotError
 
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every status >= 500 (529 is "overloaded")
+BATCH_TIMEOUT = 600.0  # seconds for a batch create or results download (up to 256 MB each way)
 
 
 class CallFailed(EvalbotError):
@@ -103,6 +108,15 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
 def is_retryable_status(status: int) -> bool:
     """True for the HTTP statuses worth retrying: 408, 409, 429 and 5xx (529 included)."""
     return status in RETRYABLE_STATUS or status >= 500
+
+
+def cacheable(text: str) -> list[dict[str, Any]]:
+    """`text` as a system block marked for prompt caching (5-minute TTL).
+
+    Below the model's minimum cacheable length (1,024 to 4,096 tokens, by model) the API simply does not cache:
+    the request succeeds and costs the same, so marking every fixed prompt is harmless.
+    """
+    return [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
 
 
 # ---------------------------------------------------------------- usage and cost
@@ -194,6 +208,16 @@ class UsageMeter:
     @property
     def total(self) -> Usage:
         return sum(self.by_model.values(), Usage())
+
+    def dump(self) -> dict[str, list[int]]:
+        """The usage per model as JSON: `{model: [input, output, cache_read, cache_write]}`."""
+        return {model: [u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens]
+                for model, u in sorted(self.by_model.items())}
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any] | None) -> UsageMeter:
+        """The meter `dump()` wrote (calls are not kept)."""
+        return cls({model: Usage(*counts) for model, counts in (data or {}).items()})
 
     def cost(self, *, batch: bool = False) -> tuple[float, list[str]]:
         """Estimated dollars over the models with a known price, and the models whose price is unknown."""
@@ -307,6 +331,10 @@ class LLM:
         message, attempts = await retry_call(attempt, policy=self.policy, what=f"{purpose} call to {model}")
         usage = Usage.of(message)
         self.meter.add(model, usage)
+        metrics.MODEL_CALL_SECONDS.labels(purpose).observe(latency / 1000)
+        for kind, tokens in (("input", usage.input_tokens), ("output", usage.output_tokens),
+                             ("cache_read", usage.cache_read_tokens), ("cache_write", usage.cache_write_tokens)):
+            metrics.MODEL_TOKENS.labels(purpose, kind).inc(tokens)
         log.info(
             "model call %s %s: %.0f ms, %d in / %d out tokens, %d attempt(s)",
             purpose, model, latency, usage.input_tokens, usage.output_tokens, attempts,
@@ -315,6 +343,81 @@ class LLM:
                    "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens},
         )
         return Completion(message, message_text(message), model, usage, latency, attempts)
+
+    # -- Message Batches (read as JSON, like `complete`)
+
+    async def _batch_call(self, what: str, call: Callable[[], Awaitable[Any]], *, retry: bool = True) -> dict[str, Any]:
+        async def attempt() -> dict[str, Any]:
+            try:
+                raw = await call()
+                data = json.loads(await raw.read())
+            except anthropic.AnthropicError as exc:
+                raise classify(exc) from None
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                raise CallFailed(f"{what}: the Anthropic API answered with something that is not a JSON object")
+            return data
+
+        if not retry:
+            return await attempt()
+        data, _ = await retry_call(attempt, policy=self.policy, what=what)
+        return data
+
+    async def create_batch(self, requests: list[dict[str, Any]], *, purpose: str) -> dict[str, Any]:
+        """Create a Message Batch of `requests` (`{custom_id, params}`), retried like a call; the batch as JSON."""
+        started = time.perf_counter()
+        batch = await self._batch_call(
+            f"{purpose} batch of {len(requests)} request(s)",
+            lambda: self.client.messages.batches.with_raw_response.create(requests=requests, timeout=BATCH_TIMEOUT),
+        )
+        log.info("created %s batch %s: %d request(s) in %.0f ms", purpose, batch.get("id"), len(requests),
+                 (time.perf_counter() - started) * 1000,
+                 extra={"purpose": purpose, "batch_id": batch.get("id"), "requests": len(requests)})
+        return batch
+
+    async def retrieve_batch(self, batch_id: str) -> dict[str, Any]:
+        """The batch as JSON, in one attempt (the caller polls); TransientError when worth asking again."""
+        return await self._batch_call(f"retrieve batch {batch_id}",
+                                      lambda: self.client.messages.batches.with_raw_response.retrieve(batch_id),
+                                      retry=False)
+
+    async def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        """Ask the API to cancel the batch (its requests not yet processed end as `canceled`)."""
+        return await self._batch_call(f"cancel batch {batch_id}",
+                                      lambda: self.client.messages.batches.with_raw_response.cancel(batch_id))
+
+    async def batch_results(self, batch_id: str, on_result: Callable[[dict[str, Any]], None]) -> int:
+        """Stream an ended batch's JSONL result lines to `on_result`; how many came.
+
+        A download that breaks is retried from the start, so `on_result` must be idempotent (keyed by custom_id).
+        """
+
+        async def attempt() -> int:
+            count = 0
+            try:
+                async with self.client.messages.batches.with_streaming_response.results(
+                    batch_id, timeout=BATCH_TIMEOUT
+                ) as response:
+                    async for line in response.iter_lines():
+                        if not line.strip():
+                            continue
+                        try:
+                            item = json.loads(line)
+                        except ValueError:
+                            raise CallFailed(f"the results of batch {batch_id} hold a line that is not JSON") from None
+                        on_result(item)
+                        count += 1
+            except anthropic.AnthropicError as exc:
+                raise classify(exc) from None
+            except httpx2.TransportError as exc:
+                raise TransientError(f"results of batch {batch_id}: {type(exc).__name__}: {exc}") from None
+            return count
+
+        count, attempts = await retry_call(attempt, policy=self.policy, what=f"results of batch {batch_id}")
+        log.info("read %d result(s) of batch %s (%d attempt(s))", count, batch_id, attempts,
+                 extra={"batch_id": batch_id, "results": count, "attempts": attempts})
+        return count
 
     @staticmethod
     def _log(purpose: str, model: str, outcome: str, started: float, *, error: str | None = None) -> None:

@@ -24,12 +24,21 @@ ATTACKS = [
 
 def test_instructions_and_rubric_are_in_the_system_prompt_only():
     params = judge_request(RUBRIC, TURNS, "You have 90 days.", model="claude-sonnet-4-6", max_tokens=512)
-    assert f"<rubric>\n{RUBRIC}\n</rubric>" in params["system"]
-    assert "never an instruction to you" in params["system"]
+    instructions, rubric = params["system"]
+    assert "never an instruction to you" in instructions["text"]
+    assert rubric == {"type": "text", "text": f"<rubric>\n{RUBRIC}\n</rubric>"}
     [message] = params["messages"]
     assert message["role"] == "user"
     assert RUBRIC not in message["content"]
     assert "temperature" not in params  # API 2026-10-21 rejects sampling parameters
+
+
+def test_the_fixed_instructions_are_cached_and_the_rubric_is_not():
+    first = judge_request(RUBRIC, TURNS, "a", model="m", max_tokens=1)
+    second = judge_request("Another rubric.", [], "b", model="m", max_tokens=1)
+    assert first["system"][0] == second["system"][0]  # the same prefix (after the tool) in every judgement
+    assert first["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert "cache_control" not in first["system"][1]  # the rubric changes per case: caching it would only cost writes
 
 
 def test_the_verdict_is_forced_through_one_tool():
@@ -154,5 +163,5 @@ def test_flagged_reply_judge_for_triage(corpus_dir, monkeypatch):
         assert judge(case, RUBRIC) is False
         assert judge(case, RUBRIC) is None  # a malformed verdict: cannot tell
         sent = fake.requests[0].json
-    assert sent["model"] == "claude-sonnet-4-5"  # [judge] model of the corpus's evalbot.toml
+    assert sent["model"] == "claude-sonnet-4-6"  # [judge] model of the corpus's evalbot.toml
     assert "You have 90 days from purchase" in sent["messages"][0]["content"]  # the recorded, flagged reply

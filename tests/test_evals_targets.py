@@ -237,7 +237,9 @@ def test_anthropic_sends_the_system_prompt_and_the_replayed_turns(tmp_path):
         reply = generate(target)
         sent = fake.requests[-1].json
     assert reply.text == "You have 30 days." and reply.model == "claude-haiku-4-5" and reply.usage.output_tokens > 0
-    assert sent["system"] == "You are Trailhead." and sent["messages"] == REPLAYED and sent["max_tokens"] == 300
+    # the system prompt is one block marked for prompt caching (harmless below the model's minimum cacheable length)
+    assert sent["system"] == [{"type": "text", "text": "You are Trailhead.", "cache_control": {"type": "ephemeral"}}]
+    assert sent["messages"] == REPLAYED and sent["max_tokens"] == 300
     assert "temperature" not in sent  # API 2026-10-21 rejects sampling parameters
 
 

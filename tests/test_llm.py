@@ -206,3 +206,59 @@ def test_meter_cost_names_unknown_models():
     meter.add("house-model", Usage(5, 5))
     assert meter.total == Usage(1_000_005, 200_005)
     assert meter.cost() == (pytest.approx(2.0), ["house-model"])
+
+
+def test_a_usage_meter_survives_json():
+    meter = UsageMeter()
+    meter.add(MODEL, Usage(10, 5, 3, 2))
+    meter.add("claude-sonnet-4-6", Usage(1, 1))
+    assert UsageMeter.load(meter.dump()).by_model == meter.by_model
+    assert UsageMeter.load(None).by_model == {}
+
+
+def test_cacheable_marks_one_system_block():
+    from bot.llm import cacheable
+
+    assert cacheable("Be brief.") == [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]
+
+
+def test_message_batches_create_retries_poll_once_and_stream_every_result(fake):
+    from bot.llm import TransientError
+
+    requests = [{"custom_id": f"r-{i}", "params": {"model": MODEL, "max_tokens": 8, "messages": HELLO}} for i in range(3)]
+    fake.batch_processing_seconds = None
+
+    async def go():
+        llm = LLM(api_key=KEY, base_url=fake.base_url, policy=RetryPolicy(retries=2, base_delay=0.01), timeout=5)
+        try:
+            fake.fail_next(529)
+            batch = await llm.create_batch(requests, purpose="test")  # retried after the 529
+            assert (await llm.retrieve_batch(batch["id"]))["processing_status"] == "in_progress"
+            fake.fail_next(529)
+            with pytest.raises(TransientError):  # a poll is one attempt: the caller polls again
+                await llm.retrieve_batch(batch["id"])
+            fake.end_batch(batch["id"])
+            lines = []
+            fake.drop_connection_next()  # the download breaks once and starts again
+            count = await llm.batch_results(batch["id"], lines.append)
+            return batch, count, lines
+        finally:
+            await llm.aclose()
+
+    batch, count, lines = asyncio.run(go())
+    assert count == 3 and sorted(line["custom_id"] for line in lines[-3:]) == ["r-0", "r-1", "r-2"]
+    assert len([r for r in fake.requests if r.method == "POST"]) == 2 and len(fake.batches) == 1
+
+
+
+def test_model_calls_are_counted_in_the_metrics(fake):
+    from bot.metrics import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"purpose": "test", **labels}) or 0.0
+
+    calls, tokens = sample("evalbot_model_call_seconds_count"), sample("evalbot_model_tokens_total", kind="output")
+    fake.queue("four words of reply")
+    done, _ = complete(fake)
+    assert sample("evalbot_model_call_seconds_count") == calls + 1
+    assert sample("evalbot_model_tokens_total", kind="output") == tokens + done.usage.output_tokens

@@ -57,6 +57,9 @@ class RunSummary:
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     error: str | None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_saved_usd: float = 0.0  # what the batched calls would have cost more through the synchronous API
 
     @property
     def pass_rate(self) -> float | None:
@@ -75,6 +78,8 @@ class RunSummary:
             passed=run.passed, failed=run.failed, errored=run.errored, flaky=run.flaky, input_tokens=run.input_tokens,
             output_tokens=run.output_tokens, cost_usd=run.cost_usd, cost_note=info.get("cost_note"),
             latency_p50_ms=run.latency_p50_ms, latency_p95_ms=run.latency_p95_ms, error=run.error,
+            cache_read_tokens=run.cache_read_tokens, cache_write_tokens=run.cache_write_tokens,
+            cost_saved_usd=run.cost_saved_usd,
         )
 
 

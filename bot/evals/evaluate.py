@@ -1,5 +1,7 @@
 """`run_eval`: the one domain function that evaluates the corpus, records the run and compares it.
 
+With `[run] mode = "batch"` the model calls go through the Message Batches API (`bot.evals.batchrun`).
+
 The CLI (`evalbot eval run`), the nightly job and Slack's `/eval run` all call it. Everything a person can get
 wrong (evalbot.toml, a missing API key or env var, an unknown --case, a bad --baseline) raises ConfigError
 before the run is recorded; a run that breaks half-way is recorded as `failed` and the error re-raised.
@@ -17,6 +19,8 @@ from bot.corpus import Corpus
 from bot.errors import AmbiguousIdError, CaseNotFoundError, ConfigError, CorpusError, InvalidIdError
 from bot.evalconfig import EvalConfig, fingerprint, load_eval_config
 from bot.evals import records
+from bot.evals.batchapi import PollPolicy
+from bot.evals.batchrun import batch_notes, run_batch
 from bot.evals.compare import Comparison, RunNotFoundError, compare_runs, resolve_baseline
 from bot.evals.judge import Judge
 from bot.evals.runner import Progress, Runner
@@ -82,12 +86,13 @@ def _make_judge(rt: Runtime, config: EvalConfig, policy: RetryPolicy, concurrenc
 
 
 def _start_run(rt: Runtime, config: EvalConfig, *, trigger: str, target: Target, judge: Judge | None, trials: int,
-               cases: int, warnings: list[str]) -> int:
+               cases: Sequence[Case], warnings: list[str], batch: bool) -> int:
     with session_scope(rt.engine) as session:
         run = records.create_run(
-            session, trigger=trigger, mode="sync", corpus_commit=_corpus_commit(rt.corpus, warnings),
+            session, trigger=trigger, mode="batch" if batch else "sync", corpus_commit=_corpus_commit(rt.corpus, warnings),
             config_fingerprint=fingerprint(rt.corpus.root, config), target_label=target.label,
-            judge_model=judge.model if judge else None, trials=trials, cases_total=cases,
+            judge_model=judge.model if judge else None, trials=trials, cases_total=len(cases),
+            batch_cases=[case.id for case in cases] if batch else None,
         )
         assert run.id is not None
         return run.id
@@ -96,7 +101,7 @@ def _start_run(rt: Runtime, config: EvalConfig, *, trigger: str, target: Target,
 async def run_eval_async(
     rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
     tags: Sequence[str] = (), baseline_id: int | None = None, trigger: str = "cli", progress: Progress | None = None,
-    target: Target | None = None, judge: Judge | None = None,
+    target: Target | None = None, judge: Judge | None = None, poll: PollPolicy | None = None,
 ) -> RunReport:
     """`run_eval` for callers that already run an event loop."""
     config = load_eval_config(rt.corpus.root)
@@ -113,8 +118,7 @@ async def run_eval_async(
     if "temperature" in getattr(config.target, "model_fields_set", ()):
         warnings.append("[target] temperature is ignored: the Anthropic API version that SDK 2.x uses (2026-10-21) "
                         "rejects sampling parameters")
-    if config.run.mode == "batch":
-        warnings.append("[run] mode = 'batch' is not supported yet: this run used the synchronous Messages API")
+    batch = config.run.mode == "batch"
     policy = RetryPolicy(retries=config.run.retries)
     needs_judge = any(isinstance(e, Rubric) for case in cases for e in case.expect)
     target = target or build_target(config, corpus_root=rt.corpus.root, settings=rt.settings, policy=policy,
@@ -122,24 +126,20 @@ async def run_eval_async(
     try:
         if judge is None and needs_judge:
             judge = _make_judge(rt, config, policy, concurrency)
+        if batch:
+            warnings += batch_notes(target, judge)
         run_id = _start_run(rt, config, trigger=trigger, target=target, judge=judge, trials=trials,
-                            cases=len(cases), warnings=warnings)
-        log.info("eval run %d: %d case(s) x %d trial(s) against %s, concurrency %d", run_id, len(cases), trials,
-                 target.label, concurrency, extra={"run_id": run_id})
-        runner = Runner(target, judge=judge, trials=trials, pass_threshold=config.run.pass_threshold,
-                        concurrency=concurrency, progress=progress)
-        try:
-            outcomes = await runner.run(cases)
-            with session_scope(rt.engine) as session:
-                run = records.get_run(session, run_id)
-                assert run is not None
-                baseline = resolve_baseline(session, run_id, baseline_id)
-                records.finish_run(session, run, outcomes, meter=runner.meter,
-                                   baseline_run_id=baseline.id if baseline else None)
-        except BaseException as exc:
-            with session_scope(rt.engine) as session:
-                records.fail_run(session, run_id, error=f"{type(exc).__name__}: {exc}")
-            raise
+                            cases=cases, warnings=warnings, batch=batch)
+        log.info("eval run %d (%s): %d case(s) x %d trial(s) against %s, concurrency %d", run_id,
+                 "batch" if batch else "sync", len(cases), trials, target.label, concurrency, extra={"run_id": run_id})
+        if batch:  # records its own failure, and cancels its open batches
+            await run_batch(rt, run_id, cases=cases, trials=trials, target=target, judge=judge,
+                            pass_threshold=config.run.pass_threshold, concurrency=concurrency, progress=progress,
+                            poll=poll, baseline_id=baseline_id)
+        else:
+            await _run_sync(rt, run_id, cases, Runner(target, judge=judge, trials=trials, concurrency=concurrency,
+                                                      pass_threshold=config.run.pass_threshold, progress=progress),
+                            baseline_id=baseline_id)
     finally:
         await target.aclose()
         if judge is not None:
@@ -152,18 +152,34 @@ async def run_eval_async(
     return RunReport(run_id, comparison, warnings)
 
 
+async def _run_sync(rt: Runtime, run_id: int, cases: Sequence[Case], runner: Runner, *, baseline_id: int | None) -> None:
+    """Run every call through the Messages API and record the run (failed, if it breaks)."""
+    try:
+        outcomes = await runner.run(cases)
+        with session_scope(rt.engine) as session:
+            run = records.get_run(session, run_id)
+            assert run is not None
+            baseline = resolve_baseline(session, run_id, baseline_id)
+            records.finish_run(session, run, outcomes, meter=runner.meter, baseline_run_id=baseline.id if baseline else None)
+    except BaseException as exc:
+        with session_scope(rt.engine) as session:
+            records.fail_run(session, run_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
 def run_eval(
     rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
     tags: Sequence[str] = (), baseline_id: int | None = None, trigger: str = "cli", progress: Progress | None = None,
-    target: Target | None = None, judge: Judge | None = None,
+    target: Target | None = None, judge: Judge | None = None, poll: PollPolicy | None = None,
 ) -> RunReport:
     """Evaluate the promoted cases (all, or those picked by `case_ids`/`tags`), record the run and compare it.
 
     `trials`/`concurrency` override `[run]` in evalbot.toml; the baseline is `baseline_id` or the previous finished
     run; `trigger` (cli | slack | nightly) is recorded; `progress(done, total)` is called after each trial;
-    `target`/`judge` replace the ones evalbot.toml describes (tests, benchmarks). Blocks until the run ends.
+    `target`/`judge` replace the ones evalbot.toml describes (tests, benchmarks). Blocks until the run ends: with
+    `[run] mode = "batch"` until its Message Batches have ended (polled as `poll` says), which can take hours.
     """
     return asyncio.run(run_eval_async(
         rt, trials=trials, concurrency=concurrency, case_ids=case_ids, tags=tags, baseline_id=baseline_id,
-        trigger=trigger, progress=progress, target=target, judge=judge,
+        trigger=trigger, progress=progress, target=target, judge=judge, poll=poll,
     ))

@@ -3,8 +3,10 @@
 `EvalRun.target` holds a small JSON document describing what was evaluated and what it cost per model:
 `{"label": "anthropic:claude-haiku-4-5", "judge": "claude-sonnet-4-5" | null,
   "models": {"<model>": {"input_tokens": N, "output_tokens": N, "cost_usd": X | null}}, "cost_note": "…" | null}`
-(read it with `target_info`). A run's cost is the sum over models with a known price; `cost_note` names the
-models whose price is unknown.
+(read it with `target_info`); a model's entry also has `cache_read_tokens`/`cache_write_tokens` when the run used
+prompt caching. A run's cost is the sum over models with a known price; `cost_note` names the models whose price
+is unknown. While a batch run is in progress the document also holds `"batch": {"cases": [...], "usage": {...}}`,
+what `bot.evals.batchrun` needs to resume it after a restart; `finish_run` removes it.
 """
 
 from __future__ import annotations
@@ -15,22 +17,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 from sqlmodel import Session, col, select
 
+from bot import metrics
 from bot.cases import utcnow
 from bot.evals.runner import CaseOutcome
-from bot.llm import UsageMeter, estimate_cost
+from bot.llm import Usage, UsageMeter, estimate_cost
 from bot.store import CaseResult, EvalRun, TrialResult
+
+BATCH_STATE = "batch"  # key in EvalRun.target of a batch run's resume state, removed when the run finishes
 
 
 def create_run(session: Session, *, trigger: str, mode: str, corpus_commit: str | None, config_fingerprint: str,
-               target_label: str, judge_model: str | None, trials: int, cases_total: int) -> EvalRun:
-    """Insert a `running` EvalRun and flush it so it has an id."""
+               target_label: str, judge_model: str | None, trials: int, cases_total: int,
+               batch_cases: Sequence[str] | None = None) -> EvalRun:
+    """Insert a `running` EvalRun and flush it so it has an id (a batch run also records its case ids)."""
+    info: dict[str, Any] = {"label": target_label, "judge": judge_model, "models": {}, "cost_note": None}
+    if batch_cases is not None:
+        info[BATCH_STATE] = {"cases": list(batch_cases), "usage": None}
     run = EvalRun(
         status="running", trigger=trigger, mode=mode, corpus_commit=corpus_commit, config_fingerprint=config_fingerprint,
-        target=json.dumps({"label": target_label, "judge": judge_model, "models": {}, "cost_note": None}),
-        trials=trials, cases_total=cases_total,
+        target=json.dumps(info), trials=trials, cases_total=cases_total,
     )
     session.add(run)
     session.flush()
@@ -95,28 +103,52 @@ def save_outcomes(session: Session, run: EvalRun, outcomes: Sequence[CaseOutcome
         session.execute(insert(TrialResult), trials)
 
 
+def _model_costs(meter: UsageMeter, batch_meter: UsageMeter) -> dict[str, dict[str, Any]]:
+    """Tokens and cost per model over both meters (a model's cost is None when its price is unknown)."""
+    models: dict[str, dict[str, Any]] = {}
+    for model in sorted({*meter.by_model, *batch_meter.by_model}):
+        sync_usage, batch_usage = meter.by_model.get(model, Usage()), batch_meter.by_model.get(model, Usage())
+        usage = sync_usage + batch_usage
+        costs = [estimate_cost(model, sync_usage), estimate_cost(model, batch_usage, batch=True)]
+        entry: dict[str, Any] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                                 "cost_usd": None if None in costs else sum(c for c in costs if c is not None)}
+        if usage.cache_read_tokens or usage.cache_write_tokens:
+            entry |= {"cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens}
+        models[model] = entry
+    return models
+
+
 def finish_run(session: Session, run: EvalRun, outcomes: Sequence[CaseOutcome], *, meter: UsageMeter,
-               baseline_run_id: int | None, batch: bool = False) -> EvalRun:
-    """Save the outcomes and close the run as `finished` with its totals, tokens, cost and latencies."""
+               baseline_run_id: int | None, batch: bool = False, batch_meter: UsageMeter | None = None) -> EvalRun:
+    """Save the outcomes and close the run as `finished` with its totals, tokens, cost and latencies.
+
+    `meter` holds the synchronous calls' usage (priced at batch rates when `batch`), `batch_meter` the Message
+    Batches calls' usage: priced at half, and `cost_saved_usd` is what those tokens would have cost synchronously.
+    """
+    if batch:
+        meter, batch_meter = UsageMeter(), _merged(meter, batch_meter or UsageMeter())
+    batch_meter = batch_meter or UsageMeter()
     save_outcomes(session, run, outcomes)
     counts = totals(outcomes)
-    usage = meter.total
-    cost, unknown = meter.cost(batch=batch)
+    usage = meter.total + batch_meter.total
+    sync_cost, unknown = meter.cost()
+    batch_cost, batch_unknown = batch_meter.cost(batch=True)
+    full_batch_cost, _ = batch_meter.cost()
+    unknown = sorted({*unknown, *batch_unknown})
     info = target_info(run)
-    info["models"] = {
-        model: {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-                "cost_usd": estimate_cost(model, u, batch=batch)}
-        for model, u in sorted(meter.by_model.items())
-    }
+    info.pop(BATCH_STATE, None)
+    info["models"] = _model_costs(meter, batch_meter)
     info["cost_note"] = f"cost unknown for {', '.join(unknown)} (not in the price table; counted as $0)" if unknown else None
     run.target = json.dumps(info)
     run.status = "finished"
+    metrics.RUNS.labels("finished").inc()
     run.finished_at = utcnow()
     run.cases_total = len(outcomes)
     run.passed, run.failed, run.errored, run.flaky = counts.passed, counts.failed, counts.errored, counts.flaky
     run.input_tokens, run.output_tokens = usage.input_tokens, usage.output_tokens
     run.cache_read_tokens, run.cache_write_tokens = usage.cache_read_tokens, usage.cache_write_tokens
-    run.cost_usd = round(cost, 6)
+    run.cost_usd = round(sync_cost + batch_cost, 6)
+    run.cost_saved_usd = round(full_batch_cost - batch_cost, 6)
     run.latency_p50_ms, run.latency_p95_ms = counts.latency_p50_ms, counts.latency_p95_ms
     run.baseline_run_id = baseline_run_id
     session.add(run)
@@ -124,11 +156,48 @@ def finish_run(session: Session, run: EvalRun, outcomes: Sequence[CaseOutcome], 
     return run
 
 
+def _merged(*meters: UsageMeter) -> UsageMeter:
+    merged = UsageMeter()
+    for meter in meters:
+        for model, usage in meter.by_model.items():
+            merged.add(model, usage)
+    return merged
+
+
+def add_batch_id(session: Session, run_id: int, entry: str) -> None:
+    """Append `entry` (`target:<batch id>` or `judge:<batch id>`) to the run's batch_ids."""
+    run = session.get(EvalRun, run_id)
+    if run is None:
+        raise ValueError(f"there is no run {run_id}")
+    run.batch_ids = [*run.batch_ids, entry]  # a new list: SQLAlchemy does not see in-place changes to JSON
+    session.add(run)
+
+
+def batch_state(run: EvalRun) -> dict[str, Any]:
+    """A batch run's resume state in `EvalRun.target` (`{"cases": [...], "usage": {...} | None}`), or {}."""
+    state = target_info(run).get(BATCH_STATE)
+    return state if isinstance(state, dict) else {}
+
+
+def set_batch_usage(session: Session, run: EvalRun, usage: dict[str, Any]) -> None:
+    """Store the usage metered so far in the run's batch state (`{"sync": {...}, "batch": {...}}`)."""
+    info = target_info(run)
+    info[BATCH_STATE] = {**batch_state(run), "usage": usage}
+    run.target = json.dumps(info)
+    session.add(run)
+
+
+def delete_trials(session: Session, run_id: int) -> None:
+    """Delete a run's trial rows (a batch run replaces its pending rows when it finishes)."""
+    session.execute(delete(TrialResult).where(col(TrialResult.run_id) == run_id))
+
+
 def fail_run(session: Session, run_id: int, *, error: str) -> None:
     """Mark a run `failed` with the reason (it stays out of comparisons)."""
     run = session.get(EvalRun, run_id)
     if run is not None:
         run.status, run.error, run.finished_at = "failed", error, utcnow()
+        metrics.RUNS.labels("failed").inc()
         session.add(run)
 
 

@@ -19,12 +19,17 @@ def run_header(run: RunSummary) -> list[str]:
     """The run's identity and totals, three or four lines."""
     when = run.started_at.strftime("%Y-%m-%d %H:%M UTC")
     commit = (run.corpus_commit or "unknown")[:10]
+    mode = ", batch" if run.mode == "batch" else ""
+    cache = ""
+    if run.cache_read_tokens or run.cache_write_tokens:
+        cache = f" · cache {run.cache_read_tokens:,} read / {run.cache_write_tokens:,} written"
+    saved = f" (batch: saved ${run.cost_saved_usd:.4f})" if run.mode == "batch" else ""
     lines = [
-        f"Run {run.id} ({run.status}, {run.trigger}, {when}) · {run.target or 'unknown target'}"
+        f"Run {run.id} ({run.status}, {run.trigger}{mode}, {when}) · {run.target or 'unknown target'}"
         f" · corpus {commit} · config {run.config_fingerprint or 'unknown'}",
         f"{run.cases_total} case(s) x {run.trials} trial(s): {run.passed} passed, {run.failed} failed, "
         f"{run.errored} error(s), {run.flaky} flaky · pass rate {_rate(run.pass_rate)}",
-        f"tokens {run.input_tokens:,} in / {run.output_tokens:,} out · cost ${run.cost_usd:.4f}"
+        f"tokens {run.input_tokens:,} in / {run.output_tokens:,} out{cache} · cost ${run.cost_usd:.4f}{saved}"
         f" · latency p50 {_ms(run.latency_p50_ms)}, p95 {_ms(run.latency_p95_ms)}",
     ]
     if run.cost_note:

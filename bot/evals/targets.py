@@ -28,7 +28,17 @@ from bot.cases import Case
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.evalconfig import AnthropicTarget, CommandTarget, EvalConfig, HttpTarget, PythonTarget, inside_corpus
-from bot.llm import LLM, CallFailed, RetryPolicy, TransientError, Usage, is_retryable_status, parse_retry_after, retry_call
+from bot.llm import (
+    LLM,
+    CallFailed,
+    RetryPolicy,
+    TransientError,
+    Usage,
+    cacheable,
+    is_retryable_status,
+    parse_retry_after,
+    retry_call,
+)
 
 Messages = list[dict[str, str]]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -77,7 +87,8 @@ class AnthropicModelTarget:
         self.system_prompt = system_prompt
         self.label = f"anthropic:{config.model}"
 
-    async def generate(self, case: Case) -> Reply:
+    def request(self, case: Case) -> dict[str, Any]:
+        """The Messages API parameters for the case (also the `params` of its Message Batches request)."""
         # No `temperature`: API version 2026-10-21 (what SDK 2.x sends) rejects every sampling parameter with
         # a 400, so `[target] temperature` is accepted in evalbot.toml but not sent (run_eval warns).
         params: dict[str, Any] = {
@@ -86,8 +97,13 @@ class AnthropicModelTarget:
             "messages": replay_messages(case),
         }
         if self.system_prompt:
-            params["system"] = self.system_prompt
-        done = await self.llm.complete(purpose="target", timeout=self.config.timeout, **params)
+            # The same system prompt opens every case: marked for prompt caching, so calls after the first read
+            # it at a tenth of the input price (once it is past the model's minimum cacheable length).
+            params["system"] = cacheable(self.system_prompt)
+        return params
+
+    async def generate(self, case: Case) -> Reply:
+        done = await self.llm.complete(purpose="target", timeout=self.config.timeout, **self.request(case))
         return Reply(done.text, done.latency_ms, done.usage, done.model)
 
     async def aclose(self) -> None:

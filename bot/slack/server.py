@@ -18,6 +18,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot import caseindex, runs
 from bot.config import Settings
+from bot.evals.batch import resume_batch_runs
 from bot.logs import setup_logging
 from bot.runtime import Runtime, open_runtime, readiness
 from bot.schedule import Nightly, start_nightly
@@ -55,8 +56,11 @@ def start_background(runtime: Runtime, app: App) -> Nightly:
     def post_pending() -> None:
         try:
             post_pending_digests(runtime, client=client)
+            # Batch runs a restart interrupted: finish them (this can take hours), then post their digests.
+            if resume_batch_runs(runtime):
+                post_pending_digests(runtime, client=client)
         except Exception:  # noqa: BLE001 - they stay pending for the next start
-            log.exception("posting pending digests failed")
+            log.exception("finishing interrupted runs or posting pending digests failed")
 
     threading.Thread(target=post_pending, name="evalbot-pending-digests", daemon=True).start()
     return nightly
