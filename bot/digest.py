@@ -78,6 +78,7 @@ class Digest:
     output_tokens: int
     cost_usd: float
     cost_note: str | None
+    cost_saved_usd: float  # saved by Message Batches (batch mode) against the synchronous price
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     trend: tuple[TrendPoint, ...] = ()  # oldest first, this run last when it finished
@@ -144,7 +145,7 @@ def build_digest(comparison: Comparison, history: Sequence[RunSummary] = ()) -> 
         flaky=tuple(_item(c, _flaky_detail(c)) for c in comparison.flaky),
         still_failing=len(comparison.still_failing), removed=len(comparison.removed),
         input_tokens=run.input_tokens, output_tokens=run.output_tokens, cost_usd=run.cost_usd,
-        cost_note=run.cost_note, latency_p50_ms=run.latency_p50_ms, latency_p95_ms=run.latency_p95_ms, trend=trend,
+        cost_note=run.cost_note, cost_saved_usd=run.cost_saved_usd, latency_p50_ms=run.latency_p50_ms, latency_p95_ms=run.latency_p95_ms, trend=trend,
     )
 
 

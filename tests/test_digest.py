@@ -229,3 +229,9 @@ def test_every_digest_stays_within_slacks_limits(seed):
                 for item in items:
                     assert db.item_line(item) in listed
         assert_within_limits(db.digest_failure_message(replace(digest, failure=random_text(rng, 5000) or "x")))
+
+
+def test_a_batch_run_shows_the_cost_saved():
+    run = replace(summary(), mode="batch", cost_saved_usd=0.42)
+    body = "\n".join(texts(db.digest_message(build_digest(comparison(MIXED, run=run))).blocks))
+    assert "~$0.42 estimated, $0.42 saved by batching" in body

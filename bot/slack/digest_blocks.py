@@ -159,7 +159,9 @@ def usage_elements(digest: Digest) -> list[Block]:
     """Context elements: tokens, estimated cost and target latency."""
     parts = [
         f"{digest.input_tokens:,} input + {digest.output_tokens:,} output tokens",
-        f"~{_cost(digest.cost_usd)} estimated" + (f" ({escape(clip(digest.cost_note, 200))})" if digest.cost_note else ""),
+        f"~{_cost(digest.cost_usd)} estimated"
+        + (f", {_cost(digest.cost_saved_usd)} saved by batching" if digest.cost_saved_usd > 0 else "")
+        + (f" ({escape(clip(digest.cost_note, 200))})" if digest.cost_note else ""),
         f"latency p50 {_ms(digest.latency_p50_ms)} · p95 {_ms(digest.latency_p95_ms)}",
     ]
     return [_mrkdwn(p) for p in parts]
