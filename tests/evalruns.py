@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 import time
 from collections.abc import Iterator
@@ -22,7 +24,10 @@ from bot.runtime import Runtime
 from tests.fakes.anthropic import FakeAnthropic, flatten_text, forced_tool
 from tests.test_evals_records import GOOD, PassingJudge, replies
 
-ANTHROPIC_TOML = """
+def anthropic_toml(**run: object) -> str:
+    """An evalbot.toml for the anthropic target and judge, with these [run] settings."""
+    settings = "\n".join(f"{key} = {json.dumps(value)}" for key, value in run.items())  # JSON scalars are TOML
+    return f"""
 [target]
 kind = "anthropic"
 model = "claude-haiku-4-5"
@@ -33,9 +38,11 @@ max_tokens = 512
 model = "claude-sonnet-4-6"
 
 [run]
-retries = 0
-concurrency = 6
+{settings}
 """
+
+
+ANTHROPIC_TOML = anthropic_toml(retries=0, concurrency=6)
 
 
 def record_run(rt: Runtime, *, trigger: str = "cli", **changes: object) -> RunReport:

@@ -7,23 +7,11 @@ import pytest
 from bot.evals.evaluate import run_eval
 from bot.llm import Usage, estimate_cost
 from bot.runtime import open_runtime
+from tests.evalruns import anthropic_toml
 from tests.fakes.anthropic import FakeAnthropic, Reply, flatten_text, forced_tool
 from tests.test_evals_records import GOOD
 
-TOML = """
-[target]
-kind = "anthropic"
-model = "claude-haiku-4-5"
-system_prompt = "prompts/system.md"
-max_tokens = 512
-
-[judge]
-model = "claude-sonnet-4-6"
-
-[run]
-retries = 2
-concurrency = 4
-"""
+TOML = anthropic_toml(retries=2, concurrency=4)
 BY_QUESTION = {}  # filled from the corpus: last user message -> good reply
 
 

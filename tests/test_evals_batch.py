@@ -26,24 +26,12 @@ from bot.evals.report import format_comparison
 from bot.llm import Usage, estimate_cost
 from bot.runtime import open_runtime
 from bot.store import EvalRun, session_scope
+from tests.evalruns import anthropic_toml
 from tests.fakes.anthropic import FakeAnthropic, flatten_text, forced_tool
 from tests.test_evals_records import GOOD, PassingJudge, replies
 
 FAST = PollPolicy(initial=0.01, factor=2, maximum=0.05)
-TOML = """
-[target]
-kind = "anthropic"
-model = "claude-haiku-4-5"
-system_prompt = "prompts/system.md"
-max_tokens = 512
-
-[judge]
-model = "claude-sonnet-4-6"
-
-[run]
-mode = "batch"
-retries = 1
-"""
+TOML = anthropic_toml(mode="batch", retries=1)
 RUBRIC_INDEX = {"a1zrnt4i": 2, "ewjirjst": 2, "rfsv4ymg": 2, "tne841s8": 0}  # where each case's rubric is
 
 

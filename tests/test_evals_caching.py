@@ -15,23 +15,11 @@ from bot.evals.judge import INSTRUCTIONS
 from bot.evals.report import format_comparison
 from bot.runtime import open_runtime
 from bot.store import EvalRun, session_scope
+from tests.evalruns import anthropic_toml
 from tests.fakes.anthropic import FakeAnthropic, estimate_tokens, flatten_text, forced_tool
 from tests.test_evals_records import GOOD
 
-TOML = """
-[target]
-kind = "anthropic"
-model = "claude-haiku-4-5"
-system_prompt = "prompts/system.md"
-max_tokens = 512
-
-[judge]
-model = "claude-sonnet-4-6"
-
-[run]
-retries = 1
-concurrency = 4
-"""
+TOML = anthropic_toml(retries=1, concurrency=4)
 PRICES = {"claude-haiku-4-5": (1.0, 5.0), "claude-sonnet-4-6": (3.0, 15.0)}  # $ per million input/output tokens
 
 
