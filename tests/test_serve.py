@@ -80,13 +80,23 @@ def test_serve_over_socket_mode_captures_a_flag_and_stops_cleanly(slack, db_url,
         assert slack_case_id(CHANNEL, reply) in json.dumps(call.params)
         wait_healthy(port, proc)
         assert get(port, "/readyz") == (200, '{"ok": true, "problems": {}}')
-        assert 'evalbot_captures_total{outcome="created"} 1.0' in get(port, "/metrics")[1]
+        # The capture worker reports its outcome just after it has replied in the thread.
+        assert wait_for(lambda: 'evalbot_captures_total{outcome="created"} 1.0' in get(port, "/metrics")[1])
         assert post(port, "{}", {}) == 404  # Slack's events come over the socket, never over HTTP here
     finally:
         output = stop(proc, tmp_path)
     assert proc.returncode == 0, output
     assert (tmp_path / "corpus" / "candidates" / f"{slack_case_id(CHANNEL, reply)}.yaml").exists()
     assert "xoxb-test-token" not in output and "xapp-test-token" not in output
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def free_port() -> int:

@@ -10,21 +10,23 @@ from typing import Any
 from slack_bolt import App
 
 from bot import metrics
-from bot.capture import CaptureOptions
-from bot.drafting import make_drafter
 from bot.runtime import Runtime
 from bot.slack import actions, commands, events, run_commands, shortcuts, views
 from bot.slack.client import make_web_client
-from bot.slack.deps import SlackDeps
-from bot.slack.source import SlackThreadSource
+from bot.slack.deps import SubmitFlag, build_deps
+from bot.slack.flagging import handle_flag
 
 log = logging.getLogger(__name__)
 
 LISTENER_WORKERS = 32
 
 
-def create_app(runtime: Runtime) -> App:
-    """A Bolt App wired to the runtime; verifies the bot token with auth.test once."""
+def create_app(runtime: Runtime, *, submit_flag: SubmitFlag | None = None) -> App:
+    """A Bolt App wired to the runtime; verifies the bot token with auth.test once.
+
+    Flags are captured by `submit_flag` (serve hands them to a worker process); without it, on the listener's
+    own thread.
+    """
     settings = runtime.settings
     client = make_web_client(settings)
     identity = client.auth_test()
@@ -35,17 +37,12 @@ def create_app(runtime: Runtime) -> App:
         request_verification_enabled=settings.slack_signing_secret is not None,
         process_before_response=False,
         ignoring_self_events_enabled=True,
-        # Captures mostly wait (Slack calls, the shared git commit); more workers keep throughput up under bursts.
+        # Captures (inline) mostly wait on Slack and the shared git commit: more workers keep up with bursts.
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_WORKERS, thread_name_prefix="evalbot-listener"),
     )
-    deps = SlackDeps(
-        runtime=runtime,
-        source=SlackThreadSource(client, bot_user_id=identity.get("user_id"), bot_id=identity.get("bot_id")),
-        options=CaptureOptions(
-            assistant_ids=frozenset(settings.assistant_ids),
-            redact_contacts=settings.redact_contacts,
-            drafter=make_drafter(settings),
-        ),
+    deps = build_deps(runtime, client, identity.data)
+    deps.submit_flag = submit_flag or (
+        lambda flag, response_url: metrics.CAPTURES.labels(handle_flag(deps, client, flag, response_url=response_url)).inc()
     )
     for module in (events, shortcuts, actions, views):
         module.register(app, deps)

@@ -11,7 +11,6 @@ from slack_sdk import WebClient
 from bot.capture import FlagRequest
 from bot.dedupe import first_delivery
 from bot.slack.deps import SlackDeps
-from bot.slack.flagging import handle_flag
 from bot.slack.notify import tell_user
 
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
@@ -22,7 +21,7 @@ def register(app: App, deps: SlackDeps) -> None:
     settings = deps.runtime.settings
 
     @app.event("reaction_added")
-    def on_reaction(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
+    def on_reaction(event: dict[str, Any], body: dict[str, Any]) -> None:
         item = event.get("item") or {}
         if item.get("type") != "message" or item.get("channel") != settings.channel:
             return
@@ -30,7 +29,7 @@ def register(app: App, deps: SlackDeps) -> None:
             return
         if not first_delivery(deps.runtime.engine, body.get("event_id")):
             return
-        handle_flag(deps, client, FlagRequest(channel=item["channel"], user_id=event["user"], trigger="reaction", ts=item["ts"]))
+        deps.submit_flag(FlagRequest(channel=item["channel"], user_id=event["user"], trigger="reaction", ts=item["ts"]), None)
 
     @app.event("app_mention")
     def on_mention(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
@@ -44,4 +43,4 @@ def register(app: App, deps: SlackDeps) -> None:
         note = _MENTION.sub("", event.get("text") or "").strip() or None
         flag = FlagRequest(channel=channel, user_id=event["user"], trigger="mention", ts=event["ts"],
                            thread_ts=event.get("thread_ts"), note=note)
-        handle_flag(deps, client, flag)
+        deps.submit_flag(flag, None)

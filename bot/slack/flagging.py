@@ -11,7 +11,6 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import metrics
 from bot.capture import CaptureResult, FlagRequest, capture, remember_reply, reply_of
 from bot.errors import AlreadyRejectedError, CaptureError
 from bot.slack import blocks
@@ -21,17 +20,16 @@ from bot.slack.notify import tell_user
 log = logging.getLogger(__name__)
 
 
-def handle_flag(deps: SlackDeps, client: WebClient, flag: FlagRequest, *, response_url: str | None = None) -> CaptureResult | None:
-    """Capture the flagged conversation and tell the flagger how it landed."""
+def handle_flag(deps: SlackDeps, client: WebClient, flag: FlagRequest, *, response_url: str | None = None) -> str:
+    """Capture the flagged conversation and tell the flagger how it landed; returns the outcome
+    (created, reflagged, repeated or refused) for the metrics."""
     rt = deps.runtime
     try:
         result = capture(flag, source=deps.source, corpus=rt.corpus, engine=rt.engine, options=deps.options)
     except (CaptureError, AlreadyRejectedError) as exc:
-        metrics.CAPTURES.labels("refused").inc()
         tell_user(client, user=flag.user_id, text=f":warning: {exc}", channel=flag.channel,
                   thread_ts=flag.thread_ts or flag.ts, response_url=response_url)
-        return None
-    metrics.CAPTURES.labels("created" if result.created else "reflagged" if result.new_flagger else "repeated").inc()
+        return "refused"
     if result.created:
         _post_reply(deps, client, result)
     elif result.new_flagger:
@@ -39,7 +37,7 @@ def handle_flag(deps: SlackDeps, client: WebClient, flag: FlagRequest, *, respon
     else:
         tell_user(client, user=flag.user_id, channel=flag.channel, thread_ts=result.thread_ts, response_url=response_url,
                   text=f"You already flagged this: case `{result.case.id}` ({blocks.flaggers_text(result.case)}).")
-    return result
+    return "created" if result.created else "reflagged" if result.new_flagger else "repeated"
 
 
 def _post_reply(deps: SlackDeps, client: WebClient, result: CaptureResult) -> None:

@@ -23,6 +23,8 @@ from bot.logs import setup_logging
 from bot.runtime import Runtime, open_runtime, readiness
 from bot.schedule import Nightly, start_nightly
 from bot.slack.app import create_app
+from bot.slack.capture_worker import CaptureWorker
+from bot.slack.deps import SubmitFlag
 from bot.slack.digest_post import post_pending_digests, publish
 from bot.slack.http import EvalbotAsgi
 from bot.store import advisory_lock, session_scope
@@ -32,14 +34,14 @@ REINDEX_LOCK_KEY = 727_003  # arbitrary, distinct from the other advisory locks
 log = logging.getLogger(__name__)
 
 
-def start(settings: Settings) -> tuple[Runtime, App]:
+def start(settings: Settings, *, submit_flag: SubmitFlag | None = None) -> tuple[Runtime, App]:
     """Migrate the database, refresh the case index from the files and build the app."""
     runtime = open_runtime(settings)
     count, problems = _reindex(runtime)
     for problem in problems:
         log.warning("skipping an invalid case file: %s", problem)
     log.info("corpus %s: %d case files indexed", runtime.corpus.root, count)
-    return runtime, create_app(runtime)
+    return runtime, create_app(runtime, submit_flag=submit_flag)
 
 
 def _reindex(runtime: Runtime) -> tuple[int, list[str]]:
@@ -77,7 +79,9 @@ def run(settings: Settings, *, http: bool, port: int) -> None:
     """Run until SIGINT/SIGTERM: uvicorn serves Slack's HTTP API (with --http) or only the probes
     (/healthz, /readyz, /metrics) next to a Socket Mode connection."""
     setup_logging(fmt=settings.log_format)
-    runtime, app = start(settings)
+    worker = CaptureWorker()
+    runtime, app = start(settings, submit_flag=worker)
+    worker.start()
     nightly = start_background(runtime, app)
     handler = None
     try:
@@ -98,4 +102,5 @@ def run(settings: Settings, *, http: bool, port: int) -> None:
     finally:
         if handler is not None:
             handler.close()
+        worker.stop()
         stop_background(nightly)

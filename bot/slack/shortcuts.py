@@ -10,7 +10,6 @@ from slack_sdk import WebClient
 from bot.capture import FlagRequest
 from bot.slack import blocks
 from bot.slack.deps import SlackDeps
-from bot.slack.flagging import handle_flag
 from bot.slack.notify import tell_user
 
 CALLBACK_ID = "evalbot_flag"
@@ -35,12 +34,12 @@ def register(app: App, deps: SlackDeps) -> None:
     def ack_note(ack: Ack) -> None:
         ack()
 
-    def capture_with_note(body: dict[str, Any], client: WebClient) -> None:
+    def capture_with_note(body: dict[str, Any]) -> None:
         view = body["view"]
         channel, _, message_ts = view["private_metadata"].partition("|")
         note = (((view.get("state") or {}).get("values") or {}).get("note") or {}).get("note", {}).get("value")
         flag = FlagRequest(channel=channel, user_id=body["user"]["id"], trigger="shortcut", ts=message_ts,
                            note=(note or "").strip() or None)
-        handle_flag(deps, client, flag)
+        deps.submit_flag(flag, None)
 
     app.view(blocks.FLAG_NOTE_VIEW)(ack=ack_note, lazy=[capture_with_note])
