@@ -26,12 +26,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from aiohttp import web
+
+from tests.fakes.loop import LoopThread
 
 __all__ = ["FakeAnthropic", "RecordedRequest", "Reply", "ReplyLike", "Responder", "example_from_schema"]
 
@@ -288,8 +290,7 @@ class FakeAnthropic:
         self._drops = 0
         self._cache: set[str] = set()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = LoopThread("fake-anthropic")
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -297,24 +298,20 @@ class FakeAnthropic:
 
     def start(self) -> FakeAnthropic:
         """Serve on a free port of 127.0.0.1 from a background thread."""
-        if self._loop is not None:
+        if self._loop.running:
             return self
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-anthropic", daemon=True)
-        self._thread.start()
+        self._loop.start()
         self._call(self._serve())
         return self
 
     def stop(self) -> None:
         """Shut the server down and join its thread."""
-        if self._loop is None or self._thread is None:
+        if not self._loop.running:
             return
         if self._runner is not None:
             self._call(self._runner.cleanup())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
-        self._loop, self._thread, self._runner, self._port = None, None, None, None
+        self._loop.stop()
+        self._runner, self._port = None, None
 
     def __enter__(self) -> FakeAnthropic:
         return self.start()
@@ -379,8 +376,7 @@ class FakeAnthropic:
     # -- server plumbing
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        assert self._loop is not None, "FakeAnthropic is not started"
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
+        return self._loop.call(coro)
 
     async def _serve(self) -> None:
         app = web.Application(middlewares=[self._gate], client_max_size=64 * 1024 * 1024)

@@ -39,6 +39,8 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
 
+from tests.fakes.loop import LoopThread
+
 __all__ = [
     "APP_ID",
     "BOT_ID",
@@ -578,8 +580,7 @@ class FakeSlack:
         self._round_robin = itertools.count()
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = LoopThread("fake-slack")
         self._runner: web.AppRunner | None = None
         self._socket_available: asyncio.Event | None = None
         self._port: int | None = None
@@ -588,28 +589,24 @@ class FakeSlack:
 
     def start(self) -> FakeSlack:
         """Serve on a free port of 127.0.0.1 from a background thread with its own event loop."""
-        if self._loop is not None:
+        if self._loop.running:
             return self
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-slack", daemon=True)
-        self._thread.start()
+        self._loop.start()
         self._call(self._serve())
         return self
 
     def stop(self) -> None:
         """Close client sockets, shut the server down, fail unacked envelopes and join the thread."""
-        if self._loop is None or self._thread is None:
+        if not self._loop.running:
             return
         self._call(self._shutdown())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
+        self._loop.stop()
         with self._lock:
             pending, self._pending = self._pending, {}
         for entry in pending.values():
             if not entry.future.done():
                 entry.future.set_exception(ConnectionError("FakeSlack stopped before the envelope was acked"))
-        self._loop, self._thread, self._runner, self._port = None, None, None, None
+        self._runner, self._port = None, None
 
     def __enter__(self) -> FakeSlack:
         return self.start()
@@ -786,8 +783,7 @@ class FakeSlack:
         future: Future[Ack] = Future()
         with self._lock:
             self._pending[envelope_id] = _PendingAck(future)
-        assert self._loop is not None, "FakeSlack is not started"
-        asyncio.run_coroutine_threadsafe(self._deliver(envelope), self._loop)
+        self._loop.submit(self._deliver(envelope))
         return future
 
     def send_envelope(self, envelope_type: str, payload: JSON, *, timeout: float = 5.0, **options: Any) -> Ack:
@@ -826,8 +822,7 @@ class FakeSlack:
     # -- server plumbing
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        assert self._loop is not None, "FakeSlack is not started"
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
+        return self._loop.call(coro)
 
     async def _serve(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
