@@ -111,6 +111,11 @@ def _entry(case: Case) -> _Entry:
 _CACHE = _TextCache()
 
 
+def warm(corpus: Corpus) -> int:
+    """Read every case into the cache now (at start), so the first capture does not pay for it; returns the count."""
+    return len(_CACHE.entries(corpus))
+
+
 def near_duplicates(case: Case, corpus: Corpus, *, threshold: float = THRESHOLD, limit: int = LIMIT) -> list[NearDuplicate]:
     """Other cases and candidates of the corpus whose conversation is at least `threshold` similar to `case`'s."""
     entries = _CACHE.entries(corpus)

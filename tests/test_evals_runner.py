@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -196,9 +195,8 @@ def test_concurrency_limit_is_never_exceeded_and_is_used():
 def test_concurrency_makes_calls_overlap():
     cases = [make_case(f"case{i:04d}") for i in range(10)]
     target = FakeTarget(default="30 days", delay=0.1)
-    started = time.perf_counter()
     run(Runner(target, judge=None, concurrency=10), cases)
-    assert time.perf_counter() - started < 0.5  # ten 100 ms calls side by side, not one after another
+    assert target.max_in_flight == 10  # all ten calls side by side, not one after another
 
 
 def test_progress_is_reported_after_each_trial():

@@ -14,7 +14,7 @@ import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from bot import metrics
+from bot import metrics, similarity
 from bot.capture import FlagRequest
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def _child(flags: mp.Queue, outcomes: mp.Queue) -> None:
     runtime = open_runtime(settings, migrate_db=False)
     client = make_web_client(settings)
     deps = build_deps(runtime, client, client.auth_test().data)
+    threading.Thread(target=similarity.warm, args=(runtime.corpus,), name="evalbot-warm", daemon=True).start()
 
     def capture_one(flag: FlagRequest, response_url: str | None) -> None:
         try:
