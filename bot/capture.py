@@ -9,7 +9,6 @@ same message never make a second case or commit; a flag on a rejected message ra
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,7 +23,7 @@ from bot.corpus import Corpus
 from bot.errors import AlreadyRejectedError, CaptureError
 from bot.gitrepo import Author
 from bot.ids import slack_case_id
-from bot.redact import redact, redact_with_report
+from bot.redact import redact
 from bot.similarity import NearDuplicate, near_duplicates
 from bot.slackmarkup import to_plain_text
 from bot.store import Flag, Rejection, session_scope
@@ -94,7 +93,6 @@ class CaptureResult:
     created: bool
     new_flagger: bool
     thread_ts: str
-    redactions: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
     near_duplicates: list[NearDuplicate] = field(default_factory=list)  # other cases with a very similar conversation
 
@@ -125,7 +123,7 @@ def capture(flag: FlagRequest, *, source: ThreadSource, corpus: Corpus, engine: 
         return _add_flagger(existing, flag, author=author, corpus=corpus, engine=engine, thread_ts=thread_ts)
 
     turns, kind, warnings = _conversation(flagged, thread, flag, source, options)
-    turns, redactions = _redact_turns(turns, contacts=options.redact_contacts)
+    turns = [Turn(role=t.role, content=redact(t.content, contacts=options.redact_contacts)) for t in turns]
     note = redact(flag.note.strip(), contacts=options.redact_contacts) if flag.note and flag.note.strip() else None
     draft = _draft(turns, note, options)
     case = Case.model_validate(
@@ -158,7 +156,7 @@ def capture(flag: FlagRequest, *, source: ThreadSource, corpus: Corpus, engine: 
         caseindex.upsert(session, case)
     log.info("captured %s (%d turns, %s) flagged by %s", case.id, len(turns), kind, flag.user_id,
              extra={"event": "capture", "case_id": case.id, "turns": len(turns), "trigger": flag.trigger})
-    return CaptureResult(case=case, created=True, new_flagger=True, thread_ts=thread_ts, redactions=redactions,
+    return CaptureResult(case=case, created=True, new_flagger=True, thread_ts=thread_ts,
                          warnings=warnings, near_duplicates=near_duplicates(case, corpus))
 
 
@@ -249,16 +247,6 @@ def _record_flag(session: Session, *, case_id: str, flag: FlagRequest) -> None:
             session.add(Flag(case_id=case_id, channel=flag.channel, ts=flag.ts, user_id=flag.user_id, trigger=flag.trigger, note=flag.note))
     except IntegrityError:
         pass  # another replica recorded the same flag a moment ago
-
-
-def _redact_turns(turns: list[Turn], *, contacts: bool) -> tuple[list[Turn], Counter[str]]:
-    total: Counter[str] = Counter()
-    clean = []
-    for turn in turns:
-        text, counts = redact_with_report(turn.content, contacts=contacts)
-        total += counts
-        clean.append(Turn(role=turn.role, content=text))
-    return clean, total
 
 
 def _draft(turns: list[Turn], note: str | None, options: CaptureOptions) -> Draft:

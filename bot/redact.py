@@ -33,9 +33,12 @@ class _Rule:
     accept: Callable[[re.Match[str]], bool] | None = None
 
 
+PLACEHOLDER_PREFIX = "[REDACTED:"
+
+
 def placeholder(kind: str) -> str:
     """The text that stands in for a redacted secret of `kind`."""
-    return f"[REDACTED:{kind}]"
+    return f"{PLACEHOLDER_PREFIX}{kind}]"
 
 
 # --- specific formats -------------------------------------------------------------------------------------

@@ -272,3 +272,12 @@ def test_origin_round_trips_and_refuses_garbage():
     for garbage in ("", "not json", "[1]", '{"case_id": "x", "evil": 1}x'):
         with pytest.raises(InvalidIdError, match="open it again"):
             modals.Origin.load(garbage)
+
+
+def test_the_card_keeps_the_redaction_count_after_triage():
+    case = candidate()
+    turns = [case.conversation[0].model_copy(update={"content": "my key is [REDACTED:anthropic_key] and [REDACTED:email]"}),
+             *case.conversation[1:]]
+    redacted = case.model_copy(update={"conversation": turns})
+    for card in (blocks.case_card(redacted), blocks.case_card(redacted, outcome="Promoted by <@U1>")):
+        assert "2 secrets redacted" in json.dumps(card)

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.capture import CaptureResult
 from bot.cases import Case
+from bot.redact import PLACEHOLDER_PREFIX
 from bot.similarity import NearDuplicate
 
 PROMOTE_ACTION = "evalbot_promote"
@@ -30,11 +31,17 @@ def flaggers_text(case: Case) -> str:
     return f"flagged by {people} ({count} flag{'s' if count != 1 else ''})"
 
 
-def capture_summary(case: Case, *, redactions: int = 0) -> str:
+def redactions_in(case: Case) -> int:
+    """How many secrets capture replaced in this case (its placeholders, so every later card shows it too)."""
+    return sum(turn.content.count(PLACEHOLDER_PREFIX) for turn in case.conversation) + (case.source.note or "").count(PLACEHOLDER_PREFIX)
+
+
+def capture_summary(case: Case) -> str:
     """One line: what was captured."""
     turns = len(case.conversation)
     origin = {"slack": "this thread", "transcript": "the pasted transcript", "file": "the attached file"}[case.source.kind]
     line = f"{turns} turn{'s' if turns != 1 else ''} from {origin} · {flaggers_text(case)}"
+    redactions = redactions_in(case)
     if redactions:
         line += f" · {redactions} secret{'s' if redactions != 1 else ''} redacted"
     return line
@@ -42,7 +49,7 @@ def capture_summary(case: Case, *, redactions: int = 0) -> str:
 
 def capture_reply(result: CaptureResult) -> Blocks:
     """The thread reply to a capture: case id, what was captured, [Promote…] [Reject…]."""
-    return case_card(result.case, redactions=sum(result.redactions.values()), warnings=result.warnings,
+    return case_card(result.case, warnings=result.warnings,
                      near_duplicates=result.near_duplicates)
 
 
@@ -70,13 +77,13 @@ def duplicate_in_block_id(block_id: str | None) -> str | None:
     return dupe if mark and dupe.isalnum() else None
 
 
-def case_card(case: Case, *, redactions: int = 0, warnings: list[str] | None = None, outcome: str | None = None,
+def case_card(case: Case, *, warnings: list[str] | None = None, outcome: str | None = None,
               near_duplicates: Sequence[NearDuplicate] = ()) -> Blocks:
     """The capture card for a case; with `outcome` (promoted/rejected by whom) the buttons are replaced by it."""
     head = f":triangular_flag_on_post: Captured case `{case.id}`: *{escape(case.title)}*"
     blocks: Blocks = [
         {"type": "section", "block_id": f"case_{case.id}", "text": _mrkdwn(head)},
-        {"type": "context", "elements": [_mrkdwn(capture_summary(case, redactions=redactions))]},
+        {"type": "context", "elements": [_mrkdwn(capture_summary(case))]},
     ]
     for warning in warnings or []:
         blocks.append({"type": "context", "elements": [_mrkdwn(f":warning: {escape(warning)}")]})
