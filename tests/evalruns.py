@@ -50,10 +50,13 @@ def record_run(rt: Runtime, *, trigger: str = "cli", **changes: object) -> RunRe
     return run_eval(rt, trigger=trigger, target=replies({**GOOD, **changes}), judge=PassingJudge())
 
 
+PASS = {"reasoning": "Meets the rubric.", "verdict": "pass"}
+
+
 def _responder(fake: FakeAnthropic, by_question: dict[str, str]):
     async def respond(request: dict) -> object:
         if forced_tool(request) is not None:
-            return {"reasoning": "Meets the rubric.", "verdict": "pass"}
+            return fake.verdict
         while fake.gate is not None and not fake.gate.is_set():  # asyncio.sleep: the fake's loop keeps serving
             await asyncio.sleep(0.01)
         case_id = by_question[flatten_text(request["messages"][-1]["content"])]
@@ -63,12 +66,18 @@ def _responder(fake: FakeAnthropic, by_question: dict[str, str]):
 
 
 @contextmanager
-def anthropic_corpus(corpus_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
-    """The example corpus evaluated against a FakeAnthropic (target and judge); env vars point at it."""
-    (corpus_dir / "evalbot.toml").write_text(ANTHROPIC_TOML)
+def anthropic_corpus(corpus_dir: Path, monkeypatch: pytest.MonkeyPatch, *, toml: str = ANTHROPIC_TOML) -> Iterator[FakeAnthropic]:
+    """The example corpus evaluated against a FakeAnthropic (target and judge); env vars point at it.
+
+    The target answers GOOD (override per case id in `fake.answers`), the judge `fake.verdict` (a pass);
+    `fake.questions` maps each case's replayed question to its id, for tests with responders of their own.
+    """
+    (corpus_dir / "evalbot.toml").write_text(toml)
     by_question = {case.replay_turns[-1].content: case.id for case in Corpus(corpus_dir).cases("promoted")}
     with FakeAnthropic() as fake:
+        fake.questions = by_question
         fake.answers = {}  # case id -> reply text, overriding GOOD
+        fake.verdict = PASS  # what the judge answers: a dict (the tool input) or a Reply
         fake.gate = None  # a threading.Event: while it is not set, target replies wait
         fake.responder = _responder(fake, by_question)
         for name, value in fake.env("sk-ant-test-key").items():

@@ -26,7 +26,7 @@ from bot.evals.report import format_comparison
 from bot.llm import Usage, estimate_cost
 from bot.runtime import open_runtime
 from bot.store import EvalRun, session_scope
-from tests.evalruns import anthropic_toml
+from tests.evalruns import anthropic_corpus, anthropic_toml
 from tests.fakes.anthropic import FakeAnthropic, flatten_text, forced_tool
 from tests.test_evals_records import GOOD, PassingJudge, replies
 
@@ -50,14 +50,9 @@ def responder(questions: dict[str, str], answers: dict[str, str], failing_replie
 
 @pytest.fixture
 def fake(db_url, corpus_dir, monkeypatch):
-    (corpus_dir / "evalbot.toml").write_text(TOML)
-    with FakeAnthropic() as server:
-        for name, value in server.env("sk-ant-test-key").items():
-            monkeypatch.setenv(name, value)
-        rt = open_runtime()
-        server.rt = rt
-        server.questions = {case.replay_turns[-1].content: case.id for case in rt.corpus.cases("promoted")}
-        server.answers = dict(GOOD)
+    with anthropic_corpus(corpus_dir, monkeypatch, toml=TOML) as server:
+        server.rt = open_runtime()
+        server.answers.update(GOOD)
         server.responder = responder(server.questions, server.answers, ())
         yield server
 

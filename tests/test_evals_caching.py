@@ -15,9 +15,8 @@ from bot.evals.judge import INSTRUCTIONS
 from bot.evals.report import format_comparison
 from bot.runtime import open_runtime
 from bot.store import EvalRun, session_scope
-from tests.evalruns import anthropic_toml
-from tests.fakes.anthropic import FakeAnthropic, estimate_tokens, flatten_text, forced_tool
-from tests.test_evals_records import GOOD
+from tests.evalruns import anthropic_corpus, anthropic_toml
+from tests.fakes.anthropic import FakeAnthropic, estimate_tokens
 
 TOML = anthropic_toml(retries=1, concurrency=4)
 PRICES = {"claude-haiku-4-5": (1.0, 5.0), "claude-sonnet-4-6": (3.0, 15.0)}  # $ per million input/output tokens
@@ -25,20 +24,8 @@ PRICES = {"claude-haiku-4-5": (1.0, 5.0), "claude-sonnet-4-6": (3.0, 15.0)}  # $
 
 @pytest.fixture
 def fake(db_url, corpus_dir, monkeypatch):
-    (corpus_dir / "evalbot.toml").write_text(TOML)
-    with FakeAnthropic() as server:
-        for name, value in server.env("sk-ant-test-key").items():
-            monkeypatch.setenv(name, value)
-        rt = open_runtime()
-        by_question = {case.replay_turns[-1].content: GOOD[case.id] for case in rt.corpus.cases("promoted")}
-
-        def respond(request):
-            if forced_tool(request) is not None:
-                return {"reasoning": "Meets the rubric.", "verdict": "pass"}
-            return by_question[flatten_text(request["messages"][-1]["content"])]
-
-        server.responder = respond
-        server.rt = rt
+    with anthropic_corpus(corpus_dir, monkeypatch, toml=TOML) as server:
+        server.rt = open_runtime()
         server.system_prompt = (corpus_dir / "prompts" / "system.md").read_text()
         yield server
 
