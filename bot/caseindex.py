@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, func, select
 
 from bot.cases import Case
 from bot.corpus import Corpus
@@ -51,9 +51,11 @@ def reindex(session: Session, corpus: Corpus) -> tuple[int, list[str]]:
 def listing(session: Session, *, status: str | None = None, limit: int = 20, offset: int = 0) -> tuple[list[CaseIndex], int]:
     """Index rows newest first (by flag time), with the total count for paging."""
     query = select(CaseIndex)
+    counted = select(func.count()).select_from(CaseIndex)
     if status:
         query = query.where(col(CaseIndex.status) == status)
-    total = len(session.exec(query.with_only_columns(col(CaseIndex.id))).all())
+        counted = counted.where(col(CaseIndex.status) == status)
+    total = session.exec(counted).one()
     rows = session.exec(query.order_by(col(CaseIndex.flagged_at).desc(), col(CaseIndex.id)).offset(offset).limit(limit)).all()
     return list(rows), total
 
