@@ -6,7 +6,7 @@ from sqlmodel import Session, col, delete, func, select
 
 from bot.cases import Case
 from bot.corpus import Corpus
-from bot.store import CaseIndex, Flag
+from bot.store import CaseIndex
 
 
 def index_row(case: Case) -> CaseIndex:
@@ -58,8 +58,3 @@ def listing(session: Session, *, status: str | None = None, limit: int = 20, off
     total = session.exec(counted).one()
     rows = session.exec(query.order_by(col(CaseIndex.flagged_at).desc(), col(CaseIndex.id)).offset(offset).limit(limit)).all()
     return list(rows), total
-
-
-def flaggers(session: Session, *, case_id: str) -> list[Flag]:
-    """Who flagged a case, oldest first."""
-    return list(session.exec(select(Flag).where(col(Flag.case_id) == case_id).order_by(col(Flag.flagged_at))).all())

@@ -98,7 +98,6 @@ class MaxChars(_Strict):
 
 
 EXPECTATION_KINDS = ("rubric", "contains", "not_contains", "regex", "not_regex", "equals", "json_schema", "max_chars")
-DETERMINISTIC_KINDS = tuple(k for k in EXPECTATION_KINDS if k != "rubric")
 
 
 def _expectation_kind(value: Any) -> str | None:

@@ -145,10 +145,6 @@ class Corpus:
             self._repo = GitRepo.for_folder(self.root)
         return self._repo
 
-    @property
-    def config_path(self) -> Path:
-        return self.root / "evalbot.toml"
-
     def path_for(self, case_id: str, status: str) -> Path:
         """The file of case `case_id` with `status`; the id is validated so the path stays inside the corpus."""
         checked = check_prefix(case_id)

@@ -29,6 +29,7 @@ from apscheduler.triggers.date import DateTrigger
 from sqlmodel import col, select
 
 from bot.config import Settings
+from bot.dedupe import forget_old as forget_old_events
 from bot.digest import DIGEST_JOB
 from bot.errors import RunInProgressError
 from bot.runtime import Runtime
@@ -42,6 +43,7 @@ EXPECTED = "nightly:expected"
 JOB_ID, CATCH_UP_ID = "nightly", "nightly-catch-up"
 MISFIRE_GRACE = timedelta(hours=6)
 KEEP_CLAIMS = timedelta(days=30)  # housekeeping of old slot, expectation and digest claims
+HOUSEKEEPING_HOURS = 6
 
 Clock = Callable[[], datetime]
 Publish = Callable[[RunOutcome], None]
@@ -166,17 +168,24 @@ class Nightly:
 
     # -- the scheduler
 
+    def housekeeping(self) -> None:
+        """Drop claims and processed Slack event ids that can no longer matter (at start, then every few hours)."""
+        with session_scope(self.rt.engine) as session:
+            forget_claims(session, jobs=(JOB, EXPECTED, DIGEST_JOB), older_than=self.clock() - KEEP_CLAIMS)
+        forget_old_events(self.rt.engine)
+
     def start(self) -> BackgroundScheduler:
         """Start the scheduler: the cron job, plus a catch-up run of a missed slot still within the grace period."""
         now = self.clock()
         grace = int(self.grace.total_seconds())
-        with session_scope(self.rt.engine) as session:
-            forget_claims(session, jobs=(JOB, EXPECTED, DIGEST_JOB), older_than=now - KEEP_CLAIMS)
+        self.housekeeping()
         missed = self.missed_slot(now)
         scheduler = BackgroundScheduler(timezone=self.timezone, executors={"default": _DaemonThreadExecutor()},
                                         job_defaults={"misfire_grace_time": grace, "coalesce": True, "max_instances": 1})
         scheduler.add_job(self.fire, self.trigger, id=JOB_ID, name="nightly eval run", misfire_grace_time=grace,
                           coalesce=True, max_instances=1)
+        scheduler.add_job(self.housekeeping, "interval", hours=HOUSEKEEPING_HOURS, id="housekeeping",
+                          name="drop old claims and event ids")
         if missed is not None:
             log.info("nightly slot %s passed while this process was down: running it now unless it ran already",
                      slot_key(missed))

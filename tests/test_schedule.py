@@ -172,3 +172,16 @@ def test_a_slot_that_comes_while_a_run_is_in_progress_is_skipped(db_url, corpus_
         lock.release()
     assert published.outcomes == [] and run_rows(nightly.rt) == []
     assert claims(nightly.rt, JOB) == [slot_key(SLOT)]
+
+
+def test_housekeeping_drops_event_ids_past_slacks_retry_window(db_url, corpus_dir):
+    from bot.dedupe import KEEP, first_delivery
+    from bot.store import ProcessedEvent
+
+    rt = open_runtime()
+    assert first_delivery(rt.engine, "EvOld") and first_delivery(rt.engine, "EvNew")
+    with session_scope(rt.engine) as session:
+        session.get(ProcessedEvent, "EvOld").received_at -= KEEP + timedelta(hours=1)
+    Nightly(rt, publish=lambda outcome: None).housekeeping()
+    with session_scope(rt.engine) as session:
+        assert [e.event_id for e in session.exec(select(ProcessedEvent))] == ["EvNew"]
