@@ -26,7 +26,7 @@ from bot.ids import slack_case_id
 from bot.redact import redact
 from bot.similarity import NearDuplicate, near_duplicates
 from bot.slackmarkup import to_plain_text
-from bot.store import Flag, Rejection, session_scope
+from bot.store import CaptureReply, Flag, Rejection, session_scope
 from bot.transcripts import merge_turns, parse_messages_file, parse_pasted
 
 log = logging.getLogger(__name__)
@@ -347,16 +347,12 @@ def _safe_name(source: ThreadSource, user_id: str) -> str:
 
 def remember_reply(engine: Engine, *, case_id: str, channel: str, message_ts: str) -> None:
     """Record where the bot answered a capture, so later flags and triage update that message."""
-    from bot.store import CaptureReply
-
     with session_scope(engine) as session:
         session.merge(CaptureReply(case_id=case_id, channel=channel, message_ts=message_ts))
 
 
 def reply_of(engine: Engine, *, case_id: str) -> tuple[str, str] | None:
     """(channel, message_ts) of the bot's capture reply for a case, if it posted one."""
-    from bot.store import CaptureReply
-
     with session_scope(engine) as session:
         row = session.get(CaptureReply, case_id)
         return (row.channel, row.message_ts) if row else None

@@ -16,6 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bot import metrics, similarity
 from bot.capture import FlagRequest
+from bot.config import get_settings
+from bot.logs import setup_logging
+from bot.runtime import open_runtime
+from bot.slack.client import make_web_client
+from bot.slack.deps import build_deps
+from bot.slack.flagging import handle_flag
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +31,6 @@ _STOP = None
 
 def _child(flags: mp.Queue, outcomes: mp.Queue) -> None:
     """The worker process: build the deps as the app does, then capture every flag that arrives."""
-    from bot.config import get_settings
-    from bot.logs import setup_logging
-    from bot.runtime import open_runtime
-    from bot.slack.client import make_web_client
-    from bot.slack.deps import build_deps
-    from bot.slack.flagging import handle_flag
-
     settings = get_settings()
     setup_logging(fmt=settings.log_format)
     runtime = open_runtime(settings, migrate_db=False)
