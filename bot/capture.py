@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot import caseindex
-from bot.cases import Case, Turn, utcnow
+from bot.cases import Case, Turn
+from bot.clock import utcnow
 from bot.corpus import Corpus
 from bot.errors import AlreadyRejectedError, CaptureError
 from bot.gitrepo import Author

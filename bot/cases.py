@@ -210,11 +210,6 @@ class Case(_Strict):
         return self.conversation[index].content if index is not None else None
 
 
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC, to the second (what case files store)."""
-    return datetime.now(timezone.utc).replace(microsecond=0)
-
-
 def case_json_schema() -> dict[str, Any]:
     """The published JSON Schema of a case file."""
     schema = Case.model_json_schema(mode="validation")

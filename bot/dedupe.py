@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete
 
-from bot.cases import utcnow
+from bot.clock import utcnow
 from bot.store import ProcessedEvent, session_scope
 
 KEEP = timedelta(days=2)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, or_, select
 
-from bot.cases import utcnow
+from bot.clock import utcnow
 from bot.evals.compare import CaseStatus, Comparison, RunSummary, compare_runs
 from bot.store import EvalRun, JobClaim
 

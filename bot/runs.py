@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.cases import utcnow
+from bot.clock import utcnow
 from bot.errors import EvalbotError, RunInProgressError
 from bot.evals.evaluate import RunReport, run_eval, select_cases
 from bot.evalconfig import load_eval_config

@@ -49,6 +49,11 @@ Clock = Callable[[], datetime]
 Publish = Callable[[RunOutcome], None]
 
 
+def wall_clock() -> datetime:
+    """The machine's UTC time. APScheduler fires on it, so the nightly job reads it too (never a shifted clock)."""
+    return datetime.now(timezone.utc)
+
+
 def nightly_trigger(settings: Settings) -> CronTrigger:
     """EVALBOT_NIGHTLY as a CronTrigger, in EVALBOT_TIMEZONE (passed explicitly: never the host's zone)."""
     return CronTrigger.from_crontab(settings.nightly, timezone=ZoneInfo(settings.timezone))
@@ -56,7 +61,7 @@ def nightly_trigger(settings: Settings) -> CronTrigger:
 
 def next_nightly(settings: Settings, now: datetime | None = None) -> datetime | None:
     """When the next nightly run is due, in EVALBOT_TIMEZONE."""
-    return nightly_trigger(settings).get_next_fire_time(None, now or datetime.now(timezone.utc))
+    return nightly_trigger(settings).get_next_fire_time(None, now or wall_clock())
 
 
 def slots_between(trigger: CronTrigger, start: datetime, end: datetime) -> list[datetime]:
@@ -96,7 +101,7 @@ class Nightly:
         self.rt = rt
         self.publish = publish
         self.grace = grace
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or wall_clock
         self.trigger = nightly_trigger(rt.settings)
         self.timezone = ZoneInfo(rt.settings.timezone)
         self.scheduler: BackgroundScheduler | None = None

@@ -18,7 +18,7 @@ from sqlalchemy import JSON, Column, Text, UniqueConstraint, event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, create_engine
 
-from bot.cases import utcnow
+from bot.clock import utcnow
 
 
 class ProcessedEvent(SQLModel, table=True):

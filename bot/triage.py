@@ -14,7 +14,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlmodel import Session
 
 from bot import caseindex
-from bot.cases import Case, Expectation, Rubric, utcnow
+from bot.cases import Case, Expectation, Rubric
+from bot.clock import utcnow
 from bot.corpus import Corpus
 from bot.errors import CaseStateError, InvalidCaseError, PermissionDeniedError
 from bot.evals.graders import grade_deterministic, is_deterministic

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot import clock
 from bot.config import get_settings
 from bot.store import dispose_engines
 
@@ -29,7 +32,7 @@ _ENV_PREFIXES = ("SLACK_", "EVALBOT_", "ANTHROPIC_")
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point settings, the corpus and the database at tmp_path; no .env or machine state leaks in."""
     for name in list(os.environ):
-        if name.startswith(_ENV_PREFIXES):
+        if name.startswith(_ENV_PREFIXES) and name != clock.OFFSET_ENV:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EVALBOT_CORPUS_DIR", str(tmp_path / "corpus"))
@@ -41,6 +44,43 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield tmp_path
     get_settings.cache_clear()
     dispose_engines()
+
+
+YEAR_AHEAD = timedelta(days=365)
+FAR_ZONE = "Pacific/Kiritimati"  # UTC+14: a local date that is a day ahead of UTC most of the time
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "dates: reads the clock; also run a year ahead in a far time zone")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test marked `dates` runs twice: on today's clock, and a year ahead in UTC+14."""
+    if metafunc.definition.get_closest_marker("dates"):
+        metafunc.fixturenames.append("clock_variant")
+        metafunc.parametrize("clock_variant", ["today", "year-ahead"], indirect=True)
+
+
+@pytest.fixture
+def clock_variant(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Shift evalbot's clock (in this process and, through the environment, in the ones it starts) and the zone."""
+    if request.param == "today":
+        yield request.param
+        return
+    saved = {name: os.environ.get(name) for name in (clock.OFFSET_ENV, "TZ")}
+    os.environ[clock.OFFSET_ENV] = str(YEAR_AHEAD.days)
+    os.environ["TZ"] = FAR_ZONE
+    time.tzset()
+    try:
+        with clock.shift(YEAR_AHEAD):
+            yield request.param
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        time.tzset()
 
 
 def _pg_available() -> bool:

@@ -1,12 +1,16 @@
 """The trend chart: a real PNG of pass rate and cost over the last 30 runs, drawn without a display."""
 
+
 from __future__ import annotations
+import pytest
 
 import struct
 import threading
 from datetime import datetime, timedelta, timezone
 
 from bot.chart import DPI, HEIGHT_IN, WIDTH_IN, trend_png
+
+pytestmark = pytest.mark.dates  # ages, windows and schedules: also checked a year ahead
 from bot.digest import TrendPoint
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from bot.clock import utcnow
 from bot.digest import Digest, Item, TrendPoint, build_digest, load_digest, pending_digest_runs
 from bot.evals.compare import CaseStatus, Comparison, RunSummary
 from bot.runs import claim
@@ -17,6 +18,8 @@ from bot.runtime import open_runtime
 from bot.slack import digest_blocks as db
 from bot.store import EvalRun, session_scope
 from tests.evalruns import record_run
+
+pytestmark = pytest.mark.dates  # ages, windows and schedules: also checked a year ahead
 
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
 LINK = "https://fake-team.slack.com/archives/C0EVALS01/p1763700000000100"
@@ -114,7 +117,7 @@ def test_load_digest_and_pending_digests_from_the_database(db_url, corpus_dir):
         assert pending_digest_runs(session) == [first.run_id, second.run_id]
         session.get(EvalRun, first.run_id).digest_ts = "1763700000.000200"
         assert pending_digest_runs(session) == [second.run_id]
-        assert pending_digest_runs(session, now=datetime.now(timezone.utc) + timedelta(days=8)) == []
+        assert pending_digest_runs(session, now=utcnow() + timedelta(days=8)) == []
 
 
 # ---------------------------------------------------------------- blocks

@@ -281,7 +281,7 @@ def test_a_run_killed_mid_batch_is_finished_by_resume_without_creating_its_batch
 
 
 def test_resume_leaves_alone_runs_another_process_is_driving(fake):
-    from bot.cases import utcnow
+    from bot.clock import utcnow
     from bot.evals.batchrun import CLAIM_JOB
     from bot.runs import claim, refresh
 

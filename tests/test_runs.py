@@ -10,12 +10,14 @@ import pytest
 from sqlmodel import select
 
 from bot import runs
-from bot.cases import utcnow
+from bot.clock import utcnow
 from bot.errors import ConfigError, RunInProgressError
 from bot.runtime import open_runtime
 from bot.store import EvalRun, JobClaim, get_engine, session_scope
 from tests.evalruns import record_run, wait_until
 from tests.test_evals_records import GOOD, PassingJudge, replies
+
+pytestmark = pytest.mark.dates  # ages, windows and schedules: also checked a year ahead
 
 
 @pytest.fixture

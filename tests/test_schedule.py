@@ -22,6 +22,8 @@ from bot.schedule import CATCH_UP_ID, EXPECTED, JOB, JOB_ID, MISFIRE_GRACE, Nigh
 from bot.store import EvalRun, JobClaim, session_scope
 from tests.evalruns import anthropic_corpus, wait_until
 
+pytestmark = pytest.mark.dates  # ages, windows and schedules: also checked a year ahead
+
 UTC = timezone.utc
 SLOT = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlmodel import select
 
-from bot import caseindex
+from bot import caseindex, clock
 from bot.cases import Case
 from bot.gitrepo import SYSTEM
 from bot.ids import slack_case_id
@@ -153,17 +153,33 @@ def test_commands_work_in_a_dm_with_the_bot(bot, slack):
     assert STOVES in json.dumps(answer(slack)["blocks"])
 
 
+# The example candidate was flagged 2026-11-20T18:40Z: ages are read against a clock stopped the next day.
+EXAMPLE_NEXT_DAY = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.dates
 def test_list_shows_newest_first_with_titles_flag_counts_and_age(bot, slack):
-    add_candidates(bot, 2)
-    command(slack, "list")
-    blocks = answer(slack)["blocks"]
+    with clock.frozen_at(EXAMPLE_NEXT_DAY):
+        add_candidates(bot, 2)
+        command(slack, "list")
+        blocks = answer(slack)["blocks"]
     rows = [b["text"]["text"] for b in blocks if b.get("block_id", "").startswith("row_")]
-    assert rows[0].startswith(f"`{STOVES}` *Recommends a competitor's store for stoves*\n1 flag · ")
+    assert rows[0] == f"`{STOVES}` *Recommends a competitor's store for stoves*\n1 flag · 17h"
     assert [r.split("*")[1] for r in rows[1:]] == ["Candidate 0", "Candidate 1"]
     assert rows[1].endswith("2 flags · 1d") and rows[2].endswith("2 flags · 2d")
     command(slack, "list cases")
     cases = answer(slack, containing="*Cases* (6)")["blocks"]
     assert f"`{TENT}`" in texts(cases) and STOVES not in texts(cases)
+
+
+@pytest.mark.dates
+def test_list_ages_follow_the_clock_whatever_the_date(bot, slack):
+    add_candidates(bot, 2)
+    command(slack, "list")
+    blocks = answer(slack)["blocks"]
+    rows = [b["text"]["text"] for b in blocks if b.get("block_id", "").startswith("row_")]
+    assert [r.split("*")[1] for r in rows] == ["Candidate 0", "Candidate 1", "Recommends a competitor's store for stoves"]
+    assert rows[0].endswith("2 flags · 1d") and rows[1].endswith("2 flags · 2d")
 
 
 def test_list_is_paged_with_a_next_button_that_replaces_the_message(bot, slack):
@@ -507,7 +523,7 @@ def test_acks_stay_fast_while_slack_and_git_work_is_slow(bot, slack):
 
 def add_candidates(bot, count: int, *, ids: list[str] | None = None, like: str | None = None) -> list[Case]:
     """Write candidates (flagged 1, 2, … days ago, two flags each) to the corpus and the index."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = clock.utcnow()
     made = []
     for index, case_id in enumerate(ids or [f"cand{i:04d}" for i in range(count)]):
         data = candidate(ts=f"1763000{index:03d}.000100", channel=CHANNEL, title=f"Candidate {index}",

@@ -18,6 +18,8 @@ from bot.store import CaseIndex, Rejection
 from bot.triage import PromoteResult, parse_expectations
 from tests.helpers import candidate
 
+pytestmark = pytest.mark.dates  # ages, windows and schedules: also checked a year ahead
+
 NOW = datetime(2026, 11, 21, 12, tzinfo=timezone.utc)
 DUPE = NearDuplicate(case_id="tne841s8", title="Refund answer invents a 90-day window", status="promoted",
                      permalink="https://acme.slack.com/archives/C1/p1", score=0.912)

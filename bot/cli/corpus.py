@@ -17,6 +17,7 @@ from bot.errors import EvalbotError, InvalidCaseError
 from bot.evalconfig import load_eval_config
 from bot.runtime import open_runtime
 from bot.store import session_scope
+from bot.clock import precise_utcnow
 
 app = typer.Typer(help="The eval corpus: candidates and cases.", no_args_is_help=True)
 
@@ -34,7 +35,7 @@ def age(moment: datetime) -> str:
     """A short human age such as 3d or 5h."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    seconds = max(0, (datetime.now(timezone.utc) - moment).total_seconds())
+    seconds = max(0, (precise_utcnow() - moment).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"

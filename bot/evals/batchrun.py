@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
-from bot.cases import Case, Rubric, utcnow
+from bot.cases import Case, Rubric
+from bot.clock import utcnow
 from bot.errors import ConfigError, EvalbotError
 from bot.evals import records
 from bot.evals.batchapi import Answer, Batches, PollPolicy, Sleep, custom_id

@@ -21,7 +21,7 @@ from sqlalchemy import delete, insert
 from sqlmodel import Session, col, select
 
 from bot import metrics
-from bot.cases import utcnow
+from bot.clock import utcnow
 from bot.evals.runner import CaseOutcome
 from bot.llm import Usage, UsageMeter, estimate_cost
 from bot.store import CaseResult, EvalRun, TrialResult

@@ -16,7 +16,7 @@ from datetime import timedelta
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.cases import utcnow
+from bot.clock import utcnow
 from bot.digest import DIGEST_JOB, Digest, load_digest, pending_digest_runs
 from bot.errors import ConfigError, EvalbotError
 from bot.evals.compare import RunNotFoundError

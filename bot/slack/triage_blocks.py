@@ -18,6 +18,7 @@ from bot.similarity import NearDuplicate
 from bot.slack.blocks import EDIT_ACTION, PROMOTE_ACTION, REJECT_ACTION, Blocks, escape, near_duplicates_text
 from bot.store import CaseIndex, Rejection
 from bot.triage import PromoteResult, RejectResult
+from bot.clock import precise_utcnow
 
 LIST_PAGE_ACTION = "evalbot_list_page"
 PAGE_SIZE = 10
@@ -64,7 +65,7 @@ def age(moment: datetime, *, now: datetime | None = None) -> str:
     """A short age such as 3d, 5h, 12m or now."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    seconds = max(0.0, ((now or datetime.now(timezone.utc)) - moment).total_seconds())
+    seconds = max(0.0, ((now or precise_utcnow()) - moment).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"

@@ -283,6 +283,8 @@ class FakeAnthropic:
         self.batch_outcomes: dict[str, str] = {}  # custom_id -> errored | expired | canceled
         self.record = record
         self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0  # most requests inside the latency wait at once: proves calls overlap
         self.errors: list[BaseException] = []  # responder exceptions (answered 500, not retried)
         self.batches: dict[str, _Batch] = {}
         self._replies: deque[ReplyLike] = deque()
@@ -423,7 +425,12 @@ class FakeAnthropic:
             headers = redact(request.headers)
             self.requests.append(RecordedRequest(request.method, request.path, request[BODY], headers))
         if self.latency > 0:
-            await asyncio.sleep(self.latency)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(self.latency)
+            finally:
+                self.in_flight -= 1
         fault = self._take_fault()
         if fault == "drop":
             return self._drop(request)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -319,8 +318,7 @@ def test_200_concurrent_calls_with_latency_overlap(fake: FakeAnthropic) -> None:
             calls = [sdk.messages.create(model=MODEL, max_tokens=8, messages=HELLO) for _ in range(200)]
             return await asyncio.gather(*calls)
 
-    started = time.monotonic()
     messages = asyncio.run(run())
-    elapsed = time.monotonic() - started
     assert len(messages) == 200 and len(fake.requests) == 200
-    assert elapsed < 1.0, f"200 calls took {elapsed:.2f}s"
+    # Overlap is a property of the fake (it never blocks its loop), not a wall-clock figure.
+    assert fake.peak_in_flight >= 50, f"only {fake.peak_in_flight} calls were in flight at once"
