@@ -88,21 +88,38 @@ def test_a_regression_exits_1_only_with_fail_on_regression(corpus, tmp_path):
     assert "Regressions (passed before, fail now): 1" in plain.output
     gated = run("eval", "run", "--fail-on-regression", "--baseline", "1", "--junit", str(tmp_path / "j.xml"))
     assert gated.exit_code == 1, gated.output
+    assert gated.output.rstrip().splitlines()[-1] == "exit 1: 1 regression(s) (--fail-on-regression): 2tj51dm1"
     assert "2tj51dm1  fail  Yes/no eligibility check must answer with one word" in gated.output
     assert "equals: expected exactly 'YES'; got 'Probably yes.'" in gated.output
     failure = ET.parse(tmp_path / "j.xml").getroot().find("testsuite/testcase/failure")
     assert failure is not None and failure.get("type") == "regression"
 
 
-def test_a_case_that_cannot_be_graded_is_an_error_not_a_regression(corpus, tmp_path):
+def test_a_case_that_cannot_be_graded_exits_3_not_a_regression(corpus, tmp_path):
     set_replies(corpus, tmp_path)
     assert run("eval", "run").exit_code == 0
     (tmp_path / "replies.json").write_text("{}")  # the target now raises KeyError for every case
     result = run("eval", "run", "--fail-on-regression", "--case", "2tj5", "--junit", str(tmp_path / "j.xml"))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output
     assert "Errors (could not be graded): 1" in result.output
+    assert result.output.rstrip().splitlines()[-1] == "exit 3: 1 of 1 cases could not be graded: 2tj51dm1"
     error = ET.parse(tmp_path / "j.xml").getroot().find("testsuite/testcase/error")
     assert "raised KeyError" in error.text
+    tolerated = run("eval", "run", "--fail-on-regression", "--case", "2tj5", "--allow-errors", "1")
+    assert tolerated.exit_code == 0, tolerated.output
+    assert tolerated.output.rstrip().splitlines()[-1] == (
+        "exit 0: nothing regressed; 1 ungraded case(s) tolerated by --allow-errors 1")
+
+
+def test_fail_on_failure_exits_1_for_any_failing_case_and_says_which(corpus, tmp_path):
+    set_replies(corpus, tmp_path, tne841s8="You have 90 days.")  # fails on the first run: not a regression
+    gated = run("eval", "run", "--fail-on-regression", "--fail-on-failure")
+    assert gated.exit_code == 1, gated.output
+    assert gated.output.rstrip().splitlines()[-1] == "exit 1: 1 failing case(s) (--fail-on-failure): tne841s8"
+    set_replies(corpus, tmp_path)
+    passing = run("eval", "run", "--fail-on-failure")
+    assert passing.exit_code == 0, passing.output
+    assert passing.output.rstrip().splitlines()[-1] == "exit 0: all 6 graded case(s) passed"
 
 
 @pytest.mark.parametrize(
@@ -200,3 +217,19 @@ def test_progress_bar_draws_one_line_and_ends_it():
     assert drawn.startswith("\r[##........] 1/4 trials")
     assert "2/4" not in drawn
     assert "\r[##########] 4/4 trials" in drawn and drawn.endswith("\n")
+
+
+def test_a_model_that_only_answers_529_exits_3_from_a_real_process(db_url, corpus_dir, monkeypatch, tmp_path):
+    """A total outage must not pass CI: `evalbot eval run --fail-on-regression` as a process, the SDK's retries."""
+    import subprocess
+    import sys
+
+    from tests.evalruns import anthropic_corpus, anthropic_toml
+
+    with anthropic_corpus(corpus_dir, monkeypatch, toml=anthropic_toml(retries=0, concurrency=6)) as fake:
+        fake.fail_always(529, retry_after=0, error_type="overloaded_error")
+        done = subprocess.run([sys.executable, "-m", "bot", "eval", "run", "--fail-on-regression"],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stdout.rstrip().splitlines()[-1].startswith("exit 3: 6 of 6 cases could not be graded: ")
+    assert "Traceback" not in done.stderr and len(fake.requests) >= 6

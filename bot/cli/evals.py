@@ -1,7 +1,7 @@
 """`evalbot eval`: run the corpus against the system under test (`run`) and show a run's comparison (`report`).
 
-Exit codes of `run`: 0 when nothing regressed (always 0 without --fail-on-regression), 1 on a regression (or
-a run that broke), 2 on a configuration error.
+Exit codes of `run` (bot/evals/gate.py decides them): 0 ok, 1 a regression or failure as asked, 2 a
+configuration error, 3 cases that could not be graded (beyond --allow-errors N).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from bot.cli.common import cli_errors
 from bot.errors import ConfigError
 from bot.evals import records
 from bot.evals.compare import RunNotFoundError, compare_runs
+from bot.evals.gate import GateRules, decide
 from bot.evals.junit import junit_xml
 from bot.evals.report import format_comparison
 from bot.runs import run_exclusive
@@ -56,6 +57,8 @@ def run(
     tag: Annotated[Optional[list[str]], typer.Option("--tag", help="Run the cases with this tag (repeatable).")] = None,
     junit: Annotated[Optional[Path], typer.Option(help="Also write JUnit XML to this file.")] = None,
     fail_on_regression: Annotated[bool, typer.Option(help="Exit 1 when a case that passed in the baseline fails.")] = False,
+    fail_on_failure: Annotated[bool, typer.Option(help="Exit 1 when any graded case fails.")] = False,
+    allow_errors: Annotated[int, typer.Option(min=0, help="Tolerate up to N cases that could not be graded (else exit 3).")] = 0,
     baseline: Annotated[Optional[int], typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
     post: Annotated[bool, typer.Option("--post", help="Post the digest to EVALBOT_CHANNEL, as the nightly run does.")] = False,
 ) -> None:
@@ -81,8 +84,11 @@ def run(
 
         ts = post_digest(rt, report.run_id)
         typer.echo(f"digest posted to {rt.settings.channel}" + (f" (message {ts})" if ts else " by another process"))
-    if fail_on_regression and report.comparison.has_regressions:
-        raise typer.Exit(1)
+    verdict = decide(report.comparison, GateRules(fail_on_regression=fail_on_regression,
+                                                  fail_on_failure=fail_on_failure, allow_errors=allow_errors))
+    typer.echo(verdict.reason)
+    if verdict.exit_code:
+        raise typer.Exit(verdict.exit_code)
 
 
 @app.command("report")
