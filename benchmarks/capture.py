@@ -95,6 +95,8 @@ def main() -> None:
         "EVALBOT_DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{work / 'evalbot.db'}"),
         "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
     })
+    import resource
+
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from bot.config import get_settings
@@ -102,8 +104,6 @@ def main() -> None:
     from bot.slack.capture_worker import CaptureWorker
     from bot.slack.server import start
     from tests.fakes.slack import close_socket_mode
-
-    import resource
 
     worker = CaptureWorker()  # as `evalbot serve` runs: captures in a worker process, acks here
     runtime, app = start(get_settings(), submit_flag=worker)

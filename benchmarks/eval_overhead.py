@@ -40,8 +40,8 @@ def fake_side(conn, latency: float) -> None:
 
 def make_corpus(root: Path, cases: int) -> None:
     """A corpus of `cases` promoted cases with deterministic expectations, committed to its own git repo."""
-    from bot.cases import Case
     from bot.casefile import dump_case
+    from bot.cases import Case
 
     (root / "cases").mkdir(parents=True)
     (root / "prompts").mkdir()

@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from bot.cases import Case
 from bot.errors import InvalidCaseError
 
-
 # libyaml's C emitter and parser when PyYAML was built with them (its wheels are), else the pure-Python ones.
 _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

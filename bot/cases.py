@@ -7,8 +7,8 @@ Expectations are a discriminated union keyed by the single key each one has in Y
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
@@ -108,16 +108,7 @@ def _expectation_kind(value: Any) -> str | None:
 
 
 Expectation = Annotated[
-    Union[
-        Annotated[Rubric, Tag("rubric")],
-        Annotated[Contains, Tag("contains")],
-        Annotated[NotContains, Tag("not_contains")],
-        Annotated[Regex, Tag("regex")],
-        Annotated[NotRegex, Tag("not_regex")],
-        Annotated[Equals, Tag("equals")],
-        Annotated[JsonSchema, Tag("json_schema")],
-        Annotated[MaxChars, Tag("max_chars")],
-    ],
+    Annotated[Rubric, Tag("rubric")] | Annotated[Contains, Tag("contains")] | Annotated[NotContains, Tag("not_contains")] | Annotated[Regex, Tag("regex")] | Annotated[NotRegex, Tag("not_regex")] | Annotated[Equals, Tag("equals")] | Annotated[JsonSchema, Tag("json_schema")] | Annotated[MaxChars, Tag("max_chars")],
     Discriminator(
         _expectation_kind,
         custom_error_type="expectation_kind",

@@ -137,12 +137,23 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+        # Heroku-style and driverless PostgreSQL URLs mean the one driver evalbot ships (psycopg 3).
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                value = "postgresql+psycopg://" + value[len(prefix):]
         try:
-            make_url(value)
+            url = make_url(value)
         except ArgumentError as exc:
             raise ValueError("EVALBOT_DATABASE_URL") from exc
+        try:
+            url.get_dialect().import_dbapi()
+        except NoSuchModuleError:
+            raise ValueError(f"EVALBOT_DATABASE_URL: SQLAlchemy knows no database {url.drivername!r}") from None
+        except ImportError as exc:
+            raise ValueError(f"EVALBOT_DATABASE_URL: the {url.drivername} driver is not installed ({exc.name or exc}); "
+                             "use sqlite:///… or postgresql+psycopg://…, or add the driver to the environment") from None
         return value
 
     @field_validator("nightly")
@@ -204,7 +215,9 @@ def _one_line(error: ValidationError) -> str:
     if isinstance(name, AliasChoices):
         name = name.choices[0]
     name = str(name).upper()
-    return f"{name} is malformed: it should hold {EXPECTED.get(name, 'a valid value')}"
+    cause = str((first.get("ctx") or {}).get("error", ""))
+    detail = f" ({cause.split(': ', 1)[1]})" if cause.startswith(f"{name}: ") else ""
+    return f"{name} is malformed{detail}: it should hold {EXPECTED.get(name, 'a valid value')}"
 
 
 def load_settings(**overrides: object) -> Settings:

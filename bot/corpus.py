@@ -13,8 +13,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,7 +286,7 @@ class Corpus:
                     paths = list(dict.fromkeys(p for e in group for p in e.paths))
                     try:
                         self.repo.commit(paths, message=_group_message(group), author=group[0].author)
-                    except BaseException as exc:  # every writer in the group gets the failure
+                    except BaseException as exc:  # noqa: BLE001 - every writer in the group gets the failure
                         self.repo.restore(paths)
                         for pending in group:
                             pending.error = exc

@@ -16,6 +16,10 @@ class ConfigError(EvalbotError):
     exit_code = 2
 
 
+class DatabaseUnavailableError(ConfigError):
+    """The database cannot be reached or opened (server down, wrong URL, unwritable path)."""
+
+
 class InvalidCaseError(EvalbotError):
     """A case file or case data does not match the schema."""
 

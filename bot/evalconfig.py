@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -57,7 +57,7 @@ class PythonTarget(_Section):
     timeout: float = Field(60.0, gt=0)
 
 
-Target = Annotated[Union[AnthropicTarget, HttpTarget, CommandTarget, PythonTarget], Field(discriminator="kind")]
+Target = Annotated[AnthropicTarget | HttpTarget | CommandTarget | PythonTarget, Field(discriminator="kind")]
 
 
 class JudgeConfig(_Section):

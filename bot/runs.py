@@ -31,8 +31,8 @@ from sqlmodel import Session, col, select
 
 from bot.clock import utcnow
 from bot.errors import EvalbotError, RunInProgressError
-from bot.evals.evaluate import RunReport, run_eval, select_cases
 from bot.evalconfig import load_eval_config
+from bot.evals.evaluate import RunReport, run_eval, select_cases
 from bot.runtime import Runtime
 from bot.store import EvalRun, JobClaim, session_scope
 

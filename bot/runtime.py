@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 
 from bot.config import Settings, get_settings
 from bot.corpus import Corpus
+from bot.errors import ConfigError, DatabaseUnavailableError
 from bot.store import advisory_lock, get_engine, migrate
 
 CORPUS_LOCK_KEY = 727_002  # arbitrary, distinct from the migration lock
@@ -37,12 +38,42 @@ def readiness(runtime: Runtime) -> dict[str, str]:
     return problems
 
 
-def open_runtime(settings: Settings | None = None, *, migrate_db: bool = True) -> Runtime:
-    """Build the runtime from Settings, migrating the database to the newest schema first."""
+def _where(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def open_database(url: str, *, migrate_db: bool = True) -> Engine:
+    """The engine for `url`, migrated; an unreachable or unopenable database is one DatabaseUnavailableError."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    try:
+        engine = get_engine(url)
+        if migrate_db:
+            migrate(engine)
+        else:
+            with engine.connect():
+                pass
+    except (OperationalError, DBAPIError) as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else type(exc).__name__
+        raise DatabaseUnavailableError(f"cannot open the database {_where(url)}: {reason} "
+                                       "(is it running? check EVALBOT_DATABASE_URL)") from None
+    except OSError as exc:
+        raise DatabaseUnavailableError(f"cannot open the database {_where(url)}: {exc.strerror or exc} "
+                                       f"({exc.filename or 'its folder'}; check EVALBOT_DATABASE_URL)") from None
+    return engine
+
+
+def open_runtime(settings: Settings | None = None, *, migrate_db: bool = True, existing_corpus: bool = False) -> Runtime:
+    """Build the runtime from Settings, migrating the database to the newest schema first.
+
+    `existing_corpus`: the corpus folder must already exist (commands that read it); `serve` creates one.
+    """
     settings = settings or get_settings()
-    engine = get_engine(settings.database_url)
-    if migrate_db:
-        migrate(engine)
+    if existing_corpus and not settings.corpus_path.is_dir():
+        raise ConfigError(f"EVALBOT_CORPUS_DIR {settings.corpus_path} does not exist: point it at your corpus folder")
+    engine = open_database(settings.database_url, migrate_db=migrate_db)
     corpus = Corpus(
         settings.corpus_path,
         push_remote=settings.git_push,

@@ -32,8 +32,8 @@ from bot.config import Settings
 from bot.dedupe import forget_old as forget_old_events
 from bot.digest import DIGEST_JOB
 from bot.errors import RunInProgressError
-from bot.runtime import Runtime
 from bot.runs import PROCESS, RunOutcome, claim, forget_claims, run_once
+from bot.runtime import Runtime
 from bot.store import JobClaim, session_scope
 
 log = logging.getLogger(__name__)

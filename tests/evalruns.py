@@ -8,9 +8,8 @@
 
 from __future__ import annotations
 
-import json
-
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from bot.evals.evaluate import RunReport, run_eval
 from bot.runtime import Runtime
 from tests.fakes.anthropic import FakeAnthropic, flatten_text, forced_tool
 from tests.test_evals_records import GOOD, PassingJudge, replies
+
 
 def anthropic_toml(**run: object) -> str:
     """An evalbot.toml for the anthropic target and judge, with these [run] settings."""

@@ -1,17 +1,17 @@
 """The trend chart: a real PNG of pass rate and cost over the last 30 runs, drawn without a display."""
 
-
 from __future__ import annotations
-import pytest
 
 import struct
 import threading
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from bot.chart import DPI, HEIGHT_IN, WIDTH_IN, trend_png
+from bot.digest import TrendPoint
 
 pytestmark = pytest.mark.dates  # ages, windows and schedules: also checked a year ahead
-from bot.digest import TrendPoint
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,11 +13,11 @@ from bot import caseindex, triage
 from bot.casefile import dump_case
 from bot.cases import case_json_schema
 from bot.cli.common import cli_author, cli_errors
+from bot.clock import precise_utcnow
 from bot.errors import EvalbotError, InvalidCaseError
 from bot.evalconfig import load_eval_config
 from bot.runtime import open_runtime
 from bot.store import session_scope
-from bot.clock import precise_utcnow
 
 app = typer.Typer(help="The eval corpus: candidates and cases.", no_args_is_help=True)
 
@@ -46,7 +46,7 @@ def age(moment: datetime) -> str:
 @cli_errors
 def list_cases(which: Annotated[Which, typer.Argument()] = Which.all, limit: int = 50) -> None:
     """List candidates and cases, newest first (the index is refreshed from the files first)."""
-    rt = open_runtime()
+    rt = open_runtime(existing_corpus=True)
     with session_scope(rt.engine) as session:
         _, problems = caseindex.reindex(session, rt.corpus)
         rows, total = caseindex.listing(session, status=STATUS_OF[which.value], limit=limit)
@@ -62,7 +62,7 @@ def list_cases(which: Annotated[Which, typer.Argument()] = Which.all, limit: int
 @cli_errors
 def show(case_id: str) -> None:
     """Print a case file (any unique prefix of at least 4 characters)."""
-    rt = open_runtime(migrate_db=False)
+    rt = open_runtime(migrate_db=False, existing_corpus=True)
     case = rt.corpus.get(case_id)
     typer.echo(f"# {rt.corpus.display(rt.corpus.path_for(case.id, case.status))}")
     typer.echo(dump_case(case), nl=False)
@@ -72,7 +72,7 @@ def show(case_id: str) -> None:
 @cli_errors
 def validate() -> None:
     """Check evalbot.toml and every case file; exit 1 listing each problem."""
-    rt = open_runtime(migrate_db=False)
+    rt = open_runtime(migrate_db=False, existing_corpus=True)
     problems: list[str] = []
     try:
         load_eval_config(rt.corpus.root)
@@ -98,17 +98,17 @@ def schema() -> None:
 @cli_errors
 def promote(
     case_id: str,
-    rubric: Annotated[Optional[str], typer.Option(help="Rubric for the LLM judge.")] = None,
-    contains: Annotated[Optional[list[str]], typer.Option(help="Text the reply must contain (repeatable).")] = None,
-    not_contains: Annotated[Optional[list[str]], typer.Option(help="Text the reply must not contain (repeatable).")] = None,
-    regex: Annotated[Optional[str], typer.Option(help="A regex the reply must match.")] = None,
-    title: Annotated[Optional[str], typer.Option(help="A new title.")] = None,
-    tag: Annotated[Optional[list[str]], typer.Option(help="Tags (repeatable); replaces the current tags.")] = None,
+    rubric: Annotated[str | None, typer.Option(help="Rubric for the LLM judge.")] = None,
+    contains: Annotated[list[str] | None, typer.Option(help="Text the reply must contain (repeatable).")] = None,
+    not_contains: Annotated[list[str] | None, typer.Option(help="Text the reply must not contain (repeatable).")] = None,
+    regex: Annotated[str | None, typer.Option(help="A regex the reply must match.")] = None,
+    title: Annotated[str | None, typer.Option(help="A new title.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tags (repeatable); replaces the current tags.")] = None,
     use_suggested: Annotated[bool, typer.Option(help="Use the expectations drafted at capture.")] = False,
-    as_user: Annotated[Optional[str], typer.Option("--as", help="Author of the commit (default: git user).")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Author of the commit (default: git user).")] = None,
 ) -> None:
     """Promote a candidate to a case with expectations."""
-    rt = open_runtime()
+    rt = open_runtime(existing_corpus=True)
     raw: list[dict] = []
     if rubric:
         raw.append({"rubric": rubric})
@@ -135,10 +135,10 @@ def promote(
 def reject(
     case_id: str,
     reason: Annotated[str, typer.Argument(help="Why it is not a case (kept in the commit message).")],
-    as_user: Annotated[Optional[str], typer.Option("--as", help="Author of the commit (default: git user).")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Author of the commit (default: git user).")] = None,
 ) -> None:
     """Reject a candidate: its file is removed; the reason stays in git and the database."""
-    rt = open_runtime()
+    rt = open_runtime(existing_corpus=True)
     with session_scope(rt.engine) as session:
         rejection = triage.reject(corpus=rt.corpus, session=session, ref=case_id, actor=cli_author(as_user), reason=reason)
     typer.echo(f"rejected {rejection.case_id}: {rejection.title}")
@@ -148,17 +148,17 @@ def reject(
 @cli_errors
 def edit(
     case_id: str,
-    title: Annotated[Optional[str], typer.Option(help="A new title.")] = None,
-    tag: Annotated[Optional[list[str]], typer.Option(help="Tags (repeatable); replaces the current tags.")] = None,
+    title: Annotated[str | None, typer.Option(help="A new title.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tags (repeatable); replaces the current tags.")] = None,
     no_tags: Annotated[bool, typer.Option("--no-tags", help="Remove every tag.")] = False,
-    rubric: Annotated[Optional[str], typer.Option(help="Rubric for the LLM judge.")] = None,
-    contains: Annotated[Optional[list[str]], typer.Option(help="Text the reply must contain (repeatable).")] = None,
-    not_contains: Annotated[Optional[list[str]], typer.Option(help="Text the reply must not contain (repeatable).")] = None,
-    regex: Annotated[Optional[str], typer.Option(help="A regex the reply must match.")] = None,
-    as_user: Annotated[Optional[str], typer.Option("--as", help="Author of the commit (default: git user).")] = None,
+    rubric: Annotated[str | None, typer.Option(help="Rubric for the LLM judge.")] = None,
+    contains: Annotated[list[str] | None, typer.Option(help="Text the reply must contain (repeatable).")] = None,
+    not_contains: Annotated[list[str] | None, typer.Option(help="Text the reply must not contain (repeatable).")] = None,
+    regex: Annotated[str | None, typer.Option(help="A regex the reply must match.")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Author of the commit (default: git user).")] = None,
 ) -> None:
     """Change a case's title, tags or expectations in one commit (any expectation option replaces them all)."""
-    rt = open_runtime()
+    rt = open_runtime(existing_corpus=True)
     raw: list[dict] = [{"rubric": rubric}] if rubric else []
     raw += [{"contains": text} for text in contains or []]
     raw += [{"not_contains": text} for text in not_contains or []]
@@ -184,7 +184,7 @@ def edit(
 @cli_errors
 def reindex() -> None:
     """Rebuild the database's case index from the files."""
-    rt = open_runtime()
+    rt = open_runtime(existing_corpus=True)
     with session_scope(rt.engine) as session:
         count, problems = caseindex.reindex(session, rt.corpus)
     for problem in problems:

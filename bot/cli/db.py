@@ -7,7 +7,8 @@ import typer
 from bot.cli.common import cli_errors
 from bot.config import get_settings
 from bot.migrations.runner import current, head
-from bot.store import get_engine, migrate
+from bot.runtime import open_database
+from bot.store import migrate
 
 app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -16,7 +17,7 @@ app = typer.Typer(help="Database schema.", no_args_is_help=True)
 @cli_errors
 def upgrade() -> None:
     """Apply pending migrations (also done automatically at start)."""
-    engine = get_engine(get_settings().database_url)
+    engine = open_database(get_settings().database_url, migrate_db=False)
     before = current(engine)
     migrate(engine)
     after = current(engine)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional, TextIO
+from typing import Annotated, TextIO
 
 import typer
 
@@ -51,19 +51,19 @@ class ProgressBar:
 @app.command("run")
 @cli_errors
 def run(
-    trials: Annotated[Optional[int], typer.Option(min=1, help="Samples per case (default: [run] trials).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(min=1, help="Calls in flight (default: [run] concurrency).")] = None,
-    case: Annotated[Optional[list[str]], typer.Option("--case", help="Run this case (id prefix; repeatable).")] = None,
-    tag: Annotated[Optional[list[str]], typer.Option("--tag", help="Run the cases with this tag (repeatable).")] = None,
-    junit: Annotated[Optional[Path], typer.Option(help="Also write JUnit XML to this file.")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Samples per case (default: [run] trials).")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Calls in flight (default: [run] concurrency).")] = None,
+    case: Annotated[list[str] | None, typer.Option("--case", help="Run this case (id prefix; repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Run the cases with this tag (repeatable).")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML to this file.")] = None,
     fail_on_regression: Annotated[bool, typer.Option(help="Exit 1 when a case that passed in the baseline fails.")] = False,
     fail_on_failure: Annotated[bool, typer.Option(help="Exit 1 when any graded case fails.")] = False,
     allow_errors: Annotated[int, typer.Option(min=0, help="Tolerate up to N cases that could not be graded (else exit 3).")] = 0,
-    baseline: Annotated[Optional[int], typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
+    baseline: Annotated[int | None, typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
     post: Annotated[bool, typer.Option("--post", help="Post the digest to EVALBOT_CHANNEL, as the nightly run does.")] = False,
 ) -> None:
     """Run the promoted cases against the target, grade them, record the run and compare it."""
-    rt = open_runtime()
+    rt = open_runtime(existing_corpus=True)
     if post:
         # Say so before a long run, not after it: --post needs the bot token and the channel.
         missing = [line for line in rt.settings.missing_for_serve(http=False) if not line.startswith("SLACK_APP_TOKEN")]
@@ -94,11 +94,11 @@ def run(
 @app.command("report")
 @cli_errors
 def report(
-    run_id: Annotated[Optional[int], typer.Argument(metavar="[RUN]", help="Run id (default: the newest finished run).")] = None,
-    baseline: Annotated[Optional[int], typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
+    run_id: Annotated[int | None, typer.Argument(metavar="[RUN]", help="Run id (default: the newest finished run).")] = None,
+    baseline: Annotated[int | None, typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
 ) -> None:
     """Print a run compared with its baseline: regressions, fixes, new, removed, failing, errors, flaky."""
-    rt = open_runtime()
+    rt = open_runtime(existing_corpus=True)
     with session_scope(rt.engine) as session:
         if run_id is None:
             latest = records.latest_finished_run(session)

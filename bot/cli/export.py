@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from bot.cli.common import cli_errors
-from bot.corpus import Corpus
 from bot.config import get_settings
+from bot.corpus import Corpus
 from bot.evals.export import export_cases
 
 
@@ -23,7 +23,7 @@ class Format(str, Enum):
 @cli_errors
 def export(
     format: Annotated[Format, typer.Option("--format", help="promptfoo (test YAML), inspect (JSONL samples) or jsonl.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Write the promoted cases in another eval tool's format."""
     settings = get_settings()

@@ -11,7 +11,6 @@ import xml.etree.ElementTree as ET
 
 from bot.evals.compare import Comparison
 
-
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 

@@ -229,7 +229,7 @@ def load_callable(spec: str, *, search_path: Path | None = None) -> Callable[...
         sys.path.append(str(search_path))  # last, so an installed package of the same name wins
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # an import runs arbitrary code; any failure is a configuration problem
+    except Exception as exc:  # noqa: BLE001 - an import runs arbitrary code; any failure is a configuration problem
         raise ConfigError(f"[target] callable = '{spec}': cannot import {module_name}: {type(exc).__name__}: {exc}") from None
     function = getattr(module, name, None)
     if not callable(function):
@@ -259,7 +259,7 @@ class PythonCallableTarget:
                     result = await result
         except TimeoutError:
             raise CallFailed(f"{self.label} did not return within {self.config.timeout:g}s") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the user's callable may raise anything: the case errors
             raise CallFailed(f"{self.label} raised {type(exc).__name__}: {_clip(str(exc))}") from None
         if not isinstance(result, str):
             raise CallFailed(f"{self.label} returned {type(result).__name__}; it must return the reply as a str")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from contextlib import nullcontext
 from pathlib import Path
 
-from filelock import FileLock
-
 from alembic import command
 from alembic.config import Config
+from filelock import FileLock
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 

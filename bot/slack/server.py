@@ -12,7 +12,6 @@ import signal
 import threading
 
 import uvicorn
-
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 

@@ -14,11 +14,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.cases import Case, expectation_kind, expectation_value
+from bot.clock import precise_utcnow
 from bot.similarity import NearDuplicate
 from bot.slack.blocks import EDIT_ACTION, PROMOTE_ACTION, REJECT_ACTION, Blocks, escape, near_duplicates_text
 from bot.store import CaseIndex, Rejection
 from bot.triage import PromoteResult, RejectResult
-from bot.clock import precise_utcnow
 
 LIST_PAGE_ACTION = "evalbot_list_page"
 PAGE_SIZE = 10
