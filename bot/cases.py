@@ -108,7 +108,16 @@ def _expectation_kind(value: Any) -> str | None:
 
 
 Expectation = Annotated[
-    Annotated[Rubric, Tag("rubric")] | Annotated[Contains, Tag("contains")] | Annotated[NotContains, Tag("not_contains")] | Annotated[Regex, Tag("regex")] | Annotated[NotRegex, Tag("not_regex")] | Annotated[Equals, Tag("equals")] | Annotated[JsonSchema, Tag("json_schema")] | Annotated[MaxChars, Tag("max_chars")],
+    (
+        Annotated[Rubric, Tag("rubric")]
+        | Annotated[Contains, Tag("contains")]
+        | Annotated[NotContains, Tag("not_contains")]
+        | Annotated[Regex, Tag("regex")]
+        | Annotated[NotRegex, Tag("not_regex")]
+        | Annotated[Equals, Tag("equals")]
+        | Annotated[JsonSchema, Tag("json_schema")]
+        | Annotated[MaxChars, Tag("max_chars")]
+    ),
     Discriminator(
         _expectation_kind,
         custom_error_type="expectation_kind",
