@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -208,7 +208,10 @@ class Settings(BaseSettings):
 
 
 def _one_line(error: ValidationError) -> str:
-    first = error.errors()[0]
+    return _describe(error.errors()[0])
+
+
+def _describe(first: Any) -> str:
     loc = first.get("loc") or ("?",)
     field = str(loc[0])
     name = Settings.model_fields[field].validation_alias if field in Settings.model_fields else field
@@ -226,6 +229,23 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None
+
+
+def check_settings() -> tuple[Settings, list[str]]:
+    """Settings with every malformed value replaced by its default, and one line per malformed value (`doctor`)."""
+    try:
+        return Settings(), []
+    except ValidationError as exc:
+        errors = exc.errors()
+    by_alias = {}
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        for key in (alias.choices if isinstance(alias, AliasChoices) else [alias]):
+            by_alias[str(key).upper()] = name
+        by_alias[name.upper()] = name
+    fields = {by_alias.get(str(error["loc"][0]).upper()) for error in errors if error.get("loc")}
+    defaults = {name: Settings.model_fields[name].get_default(call_default_factory=True) for name in fields if name}
+    return Settings(**defaults), [_describe(error) for error in errors]
 
 
 @lru_cache(maxsize=1)

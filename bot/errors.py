@@ -20,6 +20,10 @@ class DatabaseUnavailableError(ConfigError):
     """The database cannot be reached or opened (server down, wrong URL, unwritable path)."""
 
 
+class SlackUnavailableError(ConfigError):
+    """Slack refused a token or cannot be reached, so the bot cannot sign in."""
+
+
 class InvalidCaseError(EvalbotError):
     """A case file or case data does not match the schema."""
 

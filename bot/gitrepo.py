@@ -42,14 +42,20 @@ class GitRepo:
         self.top = top
 
     @classmethod
-    def for_folder(cls, folder: Path) -> GitRepo:
-        """The work tree containing `folder`, initialising one in `folder` when there is none."""
-        folder.mkdir(parents=True, exist_ok=True)
+    def find(cls, folder: Path) -> GitRepo | None:
+        """The work tree containing the existing `folder`, or None when it is in no git repository."""
         probe = subprocess.run(
             ["git", "rev-parse", "--show-toplevel"], cwd=folder, capture_output=True, text=True, timeout=30
         )
-        if probe.returncode == 0:
-            return cls(Path(probe.stdout.strip()))
+        return cls(Path(probe.stdout.strip())) if probe.returncode == 0 else None
+
+    @classmethod
+    def for_folder(cls, folder: Path) -> GitRepo:
+        """The work tree containing `folder`, initialising one in `folder` when there is none."""
+        folder.mkdir(parents=True, exist_ok=True)
+        found = cls.find(folder)
+        if found is not None:
+            return found
         repo = cls(folder)
         repo.run("init", "-q")
         return repo

@@ -20,14 +20,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-import anthropic
-import httpx2
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot import metrics
 from bot.config import Settings
 from bot.errors import ConfigError, EvalbotError
+
+if TYPE_CHECKING:
+    import anthropic
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -256,8 +256,17 @@ def message_text(message: dict[str, Any]) -> str:
     return "".join(block.get("text", "") for block in message.get("content") or [] if block.get("type") == "text")
 
 
+def _sdk() -> Any:
+    """The anthropic package, imported on first use: it takes about a second to import, and commands that never
+    call a model (`eval report`, `corpus list`) should not pay for it."""
+    import anthropic
+
+    return anthropic
+
+
 def classify(exc: Exception) -> EvalbotError:
     """Translate an SDK exception into TransientError, CallFailed or (bad credentials) ConfigError."""
+    anthropic = _sdk()
     if isinstance(exc, anthropic.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
         detail = body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else None
@@ -280,8 +289,12 @@ class LLM:
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
         self.meter = UsageMeter()
+        import httpx2
+
+        anthropic = _sdk()
+        self._errors: tuple[type[Exception], type[Exception]] = (anthropic.AnthropicError, httpx2.TransportError)
         limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=min(max_connections, 200))
-        self.client = anthropic.AsyncAnthropic(
+        self.client: anthropic.AsyncAnthropic = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=base_url,
             max_retries=0,  # retry_call is the one retry policy
@@ -317,7 +330,7 @@ class LLM:
             except TimeoutError:
                 self._log(purpose, model, "timeout", started)
                 raise TransientError(f"no answer within {limit:g}s") from None
-            except anthropic.APIError as exc:
+            except _sdk().APIError as exc:
                 error = classify(exc)
                 self._log(purpose, model, "error", started, error=str(error))
                 raise error from None
@@ -351,7 +364,7 @@ class LLM:
             try:
                 raw = await call()
                 data = json.loads(await raw.read())
-            except anthropic.AnthropicError as exc:
+            except self._errors[0] as exc:
                 raise classify(exc) from None
             except ValueError:
                 data = None
@@ -408,9 +421,9 @@ class LLM:
                             raise CallFailed(f"the results of batch {batch_id} hold a line that is not JSON") from None
                         on_result(item)
                         count += 1
-            except anthropic.AnthropicError as exc:
+            except self._errors[0] as exc:
                 raise classify(exc) from None
-            except httpx2.TransportError as exc:
+            except self._errors[1] as exc:
                 raise TransientError(f"results of batch {batch_id}: {type(exc).__name__}: {exc}") from None
             return count
 

@@ -1,14 +1,17 @@
-"""The CLI: each corpus command, db upgrade and doctor, through Typer's runner."""
+"""The CLI: each corpus command and db upgrade, through Typer's runner (doctor: test_doctor.py)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from tests.conftest import REPO
 
 runner = CliRunner()
 
@@ -101,32 +104,6 @@ def test_db_upgrade(db_url):
     assert "up to date" in second.output
 
 
-def test_doctor_without_tokens_explains_what_serve_needs(corpus):
-    result = run("doctor")
-    assert result.exit_code == 0, result.output
-    assert "ok   corpus:" in result.output
-    assert "SLACK_BOT_TOKEN is not set: it should hold a bot token starting with xoxb-" in result.output
-    assert "SLACK_APP_TOKEN is not set" in result.output and "SLACK_SIGNING_SECRET is not set" in result.output
-
-
-def test_doctor_reports_a_malformed_setting_in_one_line(monkeypatch):
-    monkeypatch.setenv("EVALBOT_TIMEZONE", "Nowhere/Land")
-    result = run("doctor")
-    assert result.exit_code == 1
-    assert result.output.strip() == "FAIL settings: EVALBOT_TIMEZONE is malformed: it should hold an IANA time zone such as UTC or Europe/Berlin"
-
-
-def test_doctor_fails_on_unreachable_database(corpus, monkeypatch):
-    from bot.config import get_settings
-
-    monkeypatch.setenv("EVALBOT_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
-    get_settings.cache_clear()
-    result = run("doctor")
-    assert result.exit_code == 1
-    assert "FAIL database: cannot reach EVALBOT_DATABASE_URL" in result.output
-    assert "Traceback" not in result.output
-
-
 def test_serve_without_tokens_stops_with_one_line():
     result = run("serve")
     assert result.exit_code == 2
@@ -151,3 +128,30 @@ def test_edit_from_the_cli_without_changes_makes_no_commit(corpus):
     nothing = run("corpus", "edit", "tne8")
     assert nothing.exit_code == 1 and "say what to change" in nothing.output
     assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=corpus, capture_output=True, text=True).stdout == head
+
+
+HEAVY = ("anthropic", "sqlalchemy", "sqlmodel", "alembic", "matplotlib", "slack_bolt", "slack_sdk", "rapidfuzz")
+# Runs a command in a fresh interpreter, then prints which of HEAVY it imported (last line of stderr).
+PROBE = f"""
+import sys
+from bot.cli import app
+try:
+    app(sys.argv[1:], prog_name="evalbot")
+except SystemExit:
+    pass
+print(" ".join(sorted({{name.split(".")[0] for name in sys.modules}} & {set(HEAVY)!r})) or "-", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [(["--help"], set()), (["corpus", "--help"], {"sqlalchemy", "sqlmodel", "rapidfuzz"}),
+     (["corpus", "list"], {"sqlalchemy", "sqlmodel", "rapidfuzz"}), (["eval", "report"], {"sqlalchemy", "sqlmodel"})],
+    ids=["help", "corpus-help", "corpus-list", "eval-report"],
+)
+def test_commands_import_only_what_they_use(corpus, args, allowed):
+    assert run("db", "upgrade").exit_code == 0  # a database to migrate would need alembic, rightly
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60,
+                          cwd=corpus.parent, env={**os.environ, "PYTHONPATH": str(REPO)})
+    loaded = set(done.stderr.strip().splitlines()[-1].split()) - {"-"}
+    assert loaded <= allowed, f"`evalbot {' '.join(args)}` imported {sorted(loaded - allowed)}"

@@ -13,13 +13,15 @@ from bot import caseindex, triage
 from bot.casefile import dump_case
 from bot.cases import case_json_schema
 from bot.cli.common import cli_author, cli_errors
+from bot.cli.export import export
 from bot.clock import precise_utcnow
 from bot.errors import EvalbotError, InvalidCaseError
 from bot.evalconfig import load_eval_config
 from bot.runtime import open_runtime
 from bot.store import session_scope
 
-app = typer.Typer(help="The eval corpus: candidates and cases.", no_args_is_help=True)
+app = typer.Typer(help="The eval corpus: candidates and cases.", no_args_is_help=True, add_completion=False)
+app.command("export")(export)
 
 
 class Which(str, Enum):

@@ -10,7 +10,7 @@ from bot.migrations.runner import current, head
 from bot.runtime import open_database
 from bot.store import migrate
 
-app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app = typer.Typer(help="Database schema.", no_args_is_help=True, add_completion=False)
 
 
 @app.command("upgrade")

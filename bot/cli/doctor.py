@@ -1,16 +1,25 @@
-"""`evalbot doctor`: checks settings, corpus, git, database, Slack and Anthropic; says what to fix."""
+"""`evalbot doctor`: checks settings, corpus, git, database, Slack and Anthropic; says what to fix.
+
+Every check runs (a malformed setting does not hide the rest) and none changes anything: no database file is
+created, no migration applied, no `git init` run; what `serve` would do at start is reported instead. The exit
+code is 1 when something is broken or `evalbot serve` (or `serve --http` with `--http`) could not start.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from bot.config import Settings, load_settings
-from bot.corpus import Corpus
-from bot.errors import ConfigError, EvalbotError
-from bot.evalconfig import load_eval_config
+from bot.config import Settings, check_settings
+from bot.errors import EvalbotError
+
+Check = Callable[[Settings], str]
 
 
 def _check_git(_settings: Settings) -> str:
@@ -21,52 +30,87 @@ def _check_git(_settings: Settings) -> str:
 
 
 def _check_corpus(settings: Settings) -> str:
+    from bot.corpus import Corpus
+    from bot.evalconfig import load_eval_config
+    from bot.gitrepo import GitRepo
+
     root = settings.corpus_path
     if not root.is_dir():
         raise EvalbotError(f"corpus folder {root} does not exist: set EVALBOT_CORPUS_DIR or create it")
-    corpus = Corpus(root)
-    top = corpus.repo.top
     config = load_eval_config(root)
-    cases, problems = corpus.scan()
+    cases, problems = Corpus(root).scan()
     if problems:
         raise EvalbotError(f"{len(problems)} invalid case file(s), first: {problems[0]} (run `evalbot corpus validate`)")
-    return f"corpus {root}: {len(cases)} case files, target {config.target.kind}, git work tree {top}"
+    repo = GitRepo.find(root)
+    where = f"git work tree {repo.top}" if repo else "not in a git repository yet (`serve` runs `git init` there)"
+    return f"corpus {root}: {len(cases)} case files, target {config.target.kind}, {where}"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be created in `folder` (tried for real, then removed: permissions lie to root)."""
+    try:
+        handle, name = tempfile.mkstemp(dir=folder, prefix=".evalbot-doctor-")
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(name)
+    return True
 
 
 def _check_database(settings: Settings) -> str:
-    from sqlalchemy import text
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.migrations.runner import current, head
-    from bot.store import get_engine
 
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    path = _sqlite_path(settings.database_url)
+    if path is not None and not path.exists():
+        folder = next((p for p in path.parents if p.exists()), Path("/"))
+        if not _can_create_in(folder):
+            raise EvalbotError(f"database {url}: {folder} is not writable, so `serve` cannot create {path}: "
+                               "choose a writable EVALBOT_DATABASE_URL")
+        return f"database {url}: does not exist yet (`serve` creates it with schema {head()})"
+    if path is not None and not os.access(path, os.W_OK):
+        raise EvalbotError(f"database {url}: {path} is read-only: make it writable or move it")
+    engine = create_engine(settings.database_url)  # its own engine, disposed below: nothing cached, nothing created
     try:
-        engine = get_engine(settings.database_url)
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         revision = current(engine)
     except SQLAlchemyError as exc:
-        raise EvalbotError(f"cannot reach EVALBOT_DATABASE_URL ({engine.url.render_as_string(hide_password=True)}): {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
-    url = engine.url.render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise EvalbotError(f"cannot reach EVALBOT_DATABASE_URL ({url}): {reason}") from None
+    finally:
+        engine.dispose()
     if revision != head():
-        return f"database {url}: schema {revision or 'empty'}, will be upgraded to {head()} at start (or run `evalbot db upgrade`)"
+        return f"database {url}: schema {revision or 'empty'}, upgraded to {head()} at start (or run `evalbot db upgrade`)"
     return f"database {url}: schema up to date ({revision})"
 
 
 def _check_slack(settings: Settings) -> str:
-    from slack_sdk import WebClient
-    from slack_sdk.errors import SlackApiError
+    from bot.slack.client import make_web_client, sign_in, signing_in
 
     if settings.slack_bot_token is None:
         return "skip: SLACK_BOT_TOKEN not set"
-    client = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10)
-    try:
-        auth = client.auth_test()
-    except SlackApiError as exc:
-        raise EvalbotError(f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): reinstall the app and copy the bot token") from None
-    except OSError as exc:
-        raise EvalbotError(f"cannot reach Slack at {settings.slack_api_url}: {exc}") from None
-    return f"Slack: signed in as {auth.get('user')} in team {auth.get('team')}"
+    client = make_web_client(settings)
+    auth = sign_in(settings, client)
+    found = f"Slack: signed in as {auth.get('user')} in team {auth.get('team')}"
+    if settings.slack_app_token is not None:
+        app_token = settings.slack_app_token.get_secret_value()
+        signing_in(settings, "SLACK_APP_TOKEN", lambda: client.apps_connections_open(app_token=app_token))
+        found += "; the app token opens Socket Mode"
+    return found
 
 
 def _check_anthropic(settings: Settings) -> str:
@@ -82,42 +126,50 @@ def _check_anthropic(settings: Settings) -> str:
     except anthropic.AuthenticationError:
         raise EvalbotError("Anthropic refused ANTHROPIC_API_KEY: create a new key in the Anthropic console") from None
     except anthropic.APIError as exc:
-        raise EvalbotError(f"cannot use the Anthropic API: {exc.__class__.__name__}") from None
+        raise EvalbotError(f"cannot use the Anthropic API at {settings.anthropic_base_url or 'api.anthropic.com'}: "
+                           f"{exc.__class__.__name__}") from None
     return "Anthropic: API key accepted"
 
 
-def doctor() -> None:
-    """Check the setup and say what to fix; exits 1 when something is broken."""
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        typer.echo(f"FAIL settings: {exc}")
-        raise typer.Exit(1) from None
-    typer.echo("ok   settings: every value that is set is well-formed")
-    checks: list[tuple[str, Callable[[Settings], str]]] = [
-        ("git", _check_git),
-        ("corpus", _check_corpus),
-        ("database", _check_database),
-        ("slack", _check_slack),
-        ("anthropic", _check_anthropic),
-    ]
-    failed = 0
-    for name, check in checks:
+CHECKS: list[tuple[str, Check]] = [
+    ("git", _check_git),
+    ("corpus", _check_corpus),
+    ("database", _check_database),
+    ("slack", _check_slack),
+    ("anthropic", _check_anthropic),
+]
+
+SERVE_NEEDS = {"git", "corpus", "database", "slack"}  # a failure here stops `serve` at start (Anthropic does not)
+
+
+def doctor(
+    http: Annotated[bool, typer.Option("--http", help="Check for `serve --http` instead of Socket Mode.")] = False,
+) -> None:
+    """Check the setup and say what to fix; exits 1 when something is broken or `serve` could not start."""
+    settings, malformed = check_settings()
+    for problem in malformed:
+        typer.echo(f"FAIL settings: {problem}")
+    if not malformed:
+        typer.echo("ok   settings: every value that is set is well-formed")
+    failed = len(malformed)
+    blocking = bool(malformed)
+    for name, check in CHECKS:
         try:
             message = check(settings)
         except EvalbotError as exc:
             failed += 1
+            blocking = blocking or name in SERVE_NEEDS
             typer.echo(f"FAIL {name}: {exc}")
             continue
         status = "skip" if message.startswith("skip: ") else "ok  "
         typer.echo(f"{status} {name}: {message.removeprefix('skip: ')}")
-    for mode, http in (("serve", False), ("serve --http", True)):
-        missing = settings.missing_for_serve(http=http)
-        if missing:
-            typer.echo(f"todo `evalbot {mode}` still needs:")
-            for line in missing:
-                typer.echo(f"       - {line}")
-        else:
-            typer.echo(f"ok   `evalbot {mode}` has the settings it needs")
-    if failed:
+    mode = "serve --http" if http else "serve"
+    missing = settings.missing_for_serve(http=http)
+    for line in missing:
+        typer.echo(f"FAIL `evalbot {mode}` needs: {line}")
+    if not missing:
+        typer.echo(f"ok   `evalbot {mode}` has the settings it needs")
+    if failed or missing:
+        stops = f": `evalbot {mode}` would not start until they are fixed" if blocking or missing else " to fix"
+        typer.echo(f"{failed + len(missing)} problem(s){stops}")
         raise typer.Exit(1)

@@ -24,7 +24,7 @@ from bot.runs import run_exclusive
 from bot.runtime import open_runtime
 from bot.store import session_scope
 
-app = typer.Typer(help="Evaluate the corpus against the system under test and compare runs.", no_args_is_help=True)
+app = typer.Typer(help="Evaluate the corpus against the system under test and compare runs.", no_args_is_help=True, add_completion=False)
 
 
 class ProgressBar:

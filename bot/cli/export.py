@@ -11,7 +11,6 @@ import typer
 from bot.cli.common import cli_errors
 from bot.config import get_settings
 from bot.corpus import Corpus
-from bot.evals.export import export_cases
 
 
 class Format(str, Enum):
@@ -26,6 +25,8 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Write the promoted cases in another eval tool's format."""
+    from bot.evals.export import export_cases  # its targets and YAML writers cost `corpus list` 0.1 s at start
+
     settings = get_settings()
     corpus = Corpus(settings.corpus_path)
     cases = corpus.cases("promoted")

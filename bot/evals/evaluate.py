@@ -49,15 +49,21 @@ def select_cases(corpus: Corpus, *, case_ids: Sequence[str] = (), tags: Sequence
         raise ConfigError(f"no promoted case to run in {corpus.root}: promote a candidate first (`evalbot corpus promote`)")
     if not case_ids and not tags:
         return cases, warnings
+    valid = {case.id for case in cases}
     wanted: set[str] = set()
     for ref in case_ids:
         try:
-            wanted.add(corpus.resolve(ref, status="promoted")[0])
+            case_id = corpus.resolve(ref, status="promoted")[0]
         except (CaseNotFoundError, AmbiguousIdError, InvalidIdError) as exc:
             raise ConfigError(f"--case {ref}: {exc}") from None
+        if case_id not in valid:
+            problem = next((p for p in problems if f"{case_id}.yaml" in p), f"cases/{case_id}.yaml")
+            raise ConfigError(f"--case {ref}: the case file is invalid ({problem}): fix it, then check with "
+                              "`evalbot corpus validate`")
+        wanted.add(case_id)
     chosen = [c for c in cases if c.id in wanted or set(c.tags) & set(tags)]
     if not chosen:
-        raise ConfigError(f"no promoted case has the tag(s) {', '.join(tags)}")
+        raise ConfigError(f"no promoted case has the tag(s) {', '.join(tags)} (`evalbot corpus list` shows the tags)")
     return chosen, warnings
 
 

@@ -12,7 +12,7 @@ from slack_bolt import App
 from bot import metrics
 from bot.runtime import Runtime
 from bot.slack import actions, commands, events, run_commands, shortcuts, views
-from bot.slack.client import make_web_client
+from bot.slack.client import make_web_client, sign_in
 from bot.slack.deps import SubmitFlag, build_deps
 from bot.slack.flagging import handle_flag
 
@@ -29,7 +29,7 @@ def create_app(runtime: Runtime, *, submit_flag: SubmitFlag | None = None) -> Ap
     """
     settings = runtime.settings
     client = make_web_client(settings)
-    identity = client.auth_test()
+    identity = sign_in(settings, client)
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,

@@ -23,6 +23,7 @@ from bot.runtime import Runtime, open_runtime, readiness
 from bot.schedule import Nightly, start_nightly
 from bot.slack.app import create_app
 from bot.slack.capture_worker import CaptureWorker
+from bot.slack.client import signing_in
 from bot.slack.deps import SubmitFlag
 from bot.slack.digest_post import post_pending_digests, publish
 from bot.slack.http import EvalbotAsgi
@@ -87,7 +88,7 @@ def run(settings: Settings, *, http: bool, port: int) -> None:
         if not http:
             assert settings.slack_app_token is not None
             handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
-            handler.connect()
+            signing_in(settings, "SLACK_APP_TOKEN", handler.connect)
             log.info("connected to Slack over Socket Mode; taking flags in %s", settings.channel)
         asgi = EvalbotAsgi(app, readiness=lambda: readiness(runtime), path="/slack/events" if http else None)
         server = uvicorn.Server(uvicorn.Config(asgi, host="0.0.0.0", port=port, log_config=None, access_log=False,

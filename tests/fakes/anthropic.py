@@ -117,6 +117,12 @@ class _Batch:
 # ---------------------------------------------------------------- pure helpers
 
 
+MODELS = [  # what GET /v1/models lists: id, display name, release
+    ("claude-sonnet-4-6", "Claude Sonnet 4.6", "2026-02-17T00:00:00Z"),
+    ("claude-haiku-4-5", "Claude Haiku 4.5", "2025-10-15T00:00:00Z"),
+]
+
+
 def new_id(prefix: str) -> str:
     """A random id shaped like the API's (``msg_…``, ``msgbatch_…``)."""
     return prefix + uuid.uuid4().hex[:24]
@@ -285,6 +291,7 @@ class FakeAnthropic:
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
         self.peak_in_flight = 0  # most requests inside the latency wait at once: proves calls overlap
+        self.first_request_at: float | None = None  # time.time() of the first request: start-up benchmarks
         self.errors: list[BaseException] = []  # responder exceptions (answered 500, not retried)
         self.batches: dict[str, _Batch] = {}
         self._replies: deque[ReplyLike] = deque()
@@ -384,6 +391,7 @@ class FakeAnthropic:
         app = web.Application(middlewares=[self._gate], client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+        app.router.add_get("/v1/models", self._list_models)
         app.router.add_post("/v1/messages/batches", self._create_batch)
         app.router.add_get("/v1/messages/batches/{id}", self._retrieve_batch)
         app.router.add_get("/v1/messages/batches/{id}/results", self._batch_results)
@@ -416,6 +424,8 @@ class FakeAnthropic:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         """Record, delay, inject faults and check credentials before any endpoint runs."""
+        if self.first_request_at is None:
+            self.first_request_at = time.time()
         raw = await request.read()
         try:
             request[BODY] = json.loads(raw) if raw else None
@@ -467,6 +477,14 @@ class FakeAnthropic:
         except Exception as exc:  # a broken responder is the test's bug: surface it, don't let the SDK retry
             self.errors.append(exc)
             return error_response(500, f"fake responder failed: {exc!r}", headers={"x-should-retry": "false"})
+
+    async def _list_models(self, request: web.Request) -> web.Response:
+        """GET /v1/models: the documented page shape (`data`, `has_more`, `first_id`, `last_id`), newest first."""
+        limit = max(1, min(int(request.query.get("limit", "20")), 1000))
+        models = [{"type": "model", "id": model, "display_name": name, "created_at": created}
+                  for model, name, created in MODELS][:limit]
+        return web.json_response({"data": models, "has_more": len(MODELS) > limit,
+                                  "first_id": models[0]["id"], "last_id": models[-1]["id"]})
 
     async def _count_tokens(self, request: web.Request) -> web.Response:
         body = request[BODY] if isinstance(request[BODY], dict) else {}
