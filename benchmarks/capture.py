@@ -99,10 +99,10 @@ def main() -> None:
 
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.config import get_settings
-    from bot.ids import slack_case_id
-    from bot.slack.capture_worker import CaptureWorker
-    from bot.slack.server import start
+    from bot.core.settings import get_settings
+    from bot.corpus.ids import slack_case_id
+    from bot.serve import start
+    from bot.slack.flows.capture_worker import CaptureWorker
     from tests.fakes.slack import close_socket_mode
 
     worker = CaptureWorker()  # as `evalbot serve` runs: captures in a worker process, acks here

@@ -40,8 +40,8 @@ def fake_side(conn, latency: float) -> None:
 
 def make_corpus(root: Path, cases: int) -> None:
     """A corpus of `cases` promoted cases with deterministic expectations, committed to its own git repo."""
-    from bot.casefile import dump_case
-    from bot.cases import Case
+    from bot.corpus.casefile import dump_case
+    from bot.corpus.schema import Case
 
     (root / "cases").mkdir(parents=True)
     (root / "prompts").mkdir()
@@ -91,11 +91,11 @@ def peak_rss_mb() -> float:
 
 
 def bench_evalbot(corpus: Path, workdir: Path, base_url: str, args) -> dict:
-    from bot.config import load_settings
-    from bot.evalconfig import load_eval_config
+    from bot.core.llm import RetryPolicy
+    from bot.core.settings import load_settings
+    from bot.evals.config import load_eval_config
     from bot.evals.evaluate import run_eval
     from bot.evals.targets import build_target
-    from bot.llm import RetryPolicy
     from bot.runtime import open_runtime
 
     settings = load_settings(corpus_dir=corpus, database_url=f"sqlite:///{workdir / 'bench.db'}",
@@ -153,8 +153,8 @@ def bench_inspect(corpus: Path, workdir: Path, base_url: str, args) -> dict:
     from inspect_ai.scorer import includes
     from inspect_ai.solver import generate
 
-    from bot.corpus import Corpus
-    from bot.evals.export import export_cases
+    from bot.corpus.files import Corpus
+    from bot.evals.render.export import export_cases
 
     dataset = workdir / "inspect.jsonl"
     dataset.write_text(export_cases(Corpus(corpus).cases("promoted"), "inspect"))

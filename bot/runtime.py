@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from bot.config import Settings, get_settings
-from bot.corpus import Corpus
-from bot.errors import ConfigError, DatabaseUnavailableError
-from bot.store import advisory_lock, get_engine, migrate
+from bot.core.errors import ConfigError, DatabaseUnavailableError
+from bot.core.settings import Settings, get_settings
+from bot.corpus.files import Corpus
+from bot.store.tables import advisory_lock, get_engine, migrate
 
 CORPUS_LOCK_KEY = 727_002  # arbitrary, distinct from the migration lock
 

@@ -2,7 +2,7 @@
 
 Exactly one run per slot across replicas: before running, the job claims the slot with a JobClaim row
 (`nightly`, <slot in UTC, ISO 8601>); the insert does nothing on conflict, so only one process gets it.
-A run is never started while one is running: the job runs under the run lock (bot/runs.py), and APScheduler
+A run is never started while one is running: the job runs under the run lock (bot/evals/runs.py), and APScheduler
 keeps one instance of it (`max_instances=1`, `coalesce=True`).
 
 Restarts: APScheduler's memory job store forgets a slot that passed while the process was down, so each
@@ -28,13 +28,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from sqlmodel import col, select
 
-from bot.config import Settings
-from bot.dedupe import forget_old as forget_old_events
-from bot.digest import DIGEST_JOB
-from bot.errors import RunInProgressError
-from bot.runs import PROCESS, RunOutcome, claim, forget_claims, run_once
+from bot.core.errors import RunInProgressError
+from bot.core.settings import Settings
+from bot.digest.data import DIGEST_JOB
+from bot.evals.runs import RunOutcome, run_once
 from bot.runtime import Runtime
-from bot.store import JobClaim, session_scope
+from bot.store.claims import PROCESS, claim, forget_claims
+from bot.store.dedupe import forget_old as forget_old_events
+from bot.store.tables import JobClaim, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class Nightly:
         return job.next_run_time if job else None
 
     def shutdown(self) -> None:
-        """Stop the scheduler without waiting for a run in progress (bot/runs.py `interrupt_in_flight` fails it)."""
+        """Stop the scheduler without waiting for a run in progress (bot/evals/runs.py `interrupt_in_flight` fails it)."""
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.scheduler = None

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot import clock
-from bot.config import get_settings
-from bot.store import dispose_engines
+from bot.core import clock
+from bot.core.settings import get_settings
+from bot.store.tables import dispose_engines
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CORPUS = REPO / "corpus"
@@ -131,8 +131,8 @@ def corpus_dir(tmp_path: Path) -> Path:
     """A copy of the shipped example corpus in its own git repository, with one initial commit."""
     target = tmp_path / "corpus"
     shutil.copytree(EXAMPLE_CORPUS, target)
-    from bot.corpus import Corpus
-    from bot.gitrepo import SYSTEM
+    from bot.corpus.files import Corpus
+    from bot.corpus.gitrepo import SYSTEM
 
     corpus = Corpus(target)
     corpus.repo.commit([target], message="Example corpus", author=SYSTEM)

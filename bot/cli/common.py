@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import typer
 
-from bot.errors import EvalbotError
-from bot.gitrepo import Author
+from bot.core.errors import EvalbotError
+from bot.corpus.gitrepo import Author
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,16 +9,17 @@ from typing import Annotated
 
 import typer
 
-from bot import caseindex, triage
-from bot.casefile import dump_case
-from bot.cases import case_json_schema
 from bot.cli.common import cli_author, cli_errors
 from bot.cli.export import export
-from bot.clock import precise_utcnow
-from bot.errors import EvalbotError, InvalidCaseError
-from bot.evalconfig import load_eval_config
+from bot.core.clock import precise_utcnow
+from bot.core.errors import EvalbotError, InvalidCaseError
+from bot.corpus import index as caseindex
+from bot.corpus.casefile import dump_case
+from bot.corpus.schema import case_json_schema
+from bot.evals.config import load_eval_config
 from bot.runtime import open_runtime
-from bot.store import session_scope
+from bot.store.tables import session_scope
+from bot.triage import decisions as triage
 
 app = typer.Typer(help="The eval corpus: candidates and cases.", no_args_is_help=True, add_completion=False)
 app.command("export")(export)

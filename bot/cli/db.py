@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 
 from bot.cli.common import cli_errors
-from bot.config import get_settings
-from bot.migrations.runner import current, head
+from bot.core.settings import get_settings
 from bot.runtime import open_database
-from bot.store import migrate
+from bot.store.migrations.runner import current, head
+from bot.store.tables import migrate
 
 app = typer.Typer(help="Database schema.", no_args_is_help=True, add_completion=False)
 

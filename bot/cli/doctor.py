@@ -16,8 +16,8 @@ from typing import Annotated
 
 import typer
 
-from bot.config import Settings, check_settings
-from bot.errors import EvalbotError
+from bot.core.errors import EvalbotError
+from bot.core.settings import Settings, check_settings
 
 Check = Callable[[Settings], str]
 
@@ -30,9 +30,9 @@ def _check_git(_settings: Settings) -> str:
 
 
 def _check_corpus(settings: Settings) -> str:
-    from bot.corpus import Corpus
-    from bot.evalconfig import load_eval_config
-    from bot.gitrepo import GitRepo
+    from bot.corpus.files import Corpus
+    from bot.corpus.gitrepo import GitRepo
+    from bot.evals.config import load_eval_config
 
     root = settings.corpus_path
     if not root.is_dir():
@@ -71,7 +71,7 @@ def _check_database(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.migrations.runner import current, head
+    from bot.store.migrations.runner import current, head
 
     url = make_url(settings.database_url).render_as_string(hide_password=True)
     path = _sqlite_path(settings.database_url)

@@ -14,15 +14,15 @@ from typing import Annotated, TextIO
 import typer
 
 from bot.cli.common import cli_errors
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 from bot.evals import records
 from bot.evals.compare import RunNotFoundError, compare_runs
 from bot.evals.gate import GateRules, decide
-from bot.evals.junit import junit_xml
-from bot.evals.report import format_comparison
-from bot.runs import run_exclusive
+from bot.evals.render.junit import junit_xml
+from bot.evals.render.report import format_comparison
+from bot.evals.runs import run_exclusive
 from bot.runtime import open_runtime
-from bot.store import session_scope
+from bot.store.tables import session_scope
 
 app = typer.Typer(help="Evaluate the corpus against the system under test and compare runs.", no_args_is_help=True, add_completion=False)
 
@@ -80,7 +80,7 @@ def run(
         junit.write_text(junit_xml(report.comparison), encoding="utf-8")
         typer.echo(f"JUnit XML written to {junit}")
     if post:
-        from bot.slack.digest_post import post_digest
+        from bot.slack.flows.digest_post import post_digest
 
         ts = post_digest(rt, report.run_id)
         typer.echo(f"digest posted to {rt.settings.channel}" + (f" (message {ts})" if ts else " by another process"))

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from bot.cli.common import cli_errors
-from bot.config import get_settings
-from bot.corpus import Corpus
+from bot.core.settings import get_settings
+from bot.corpus.files import Corpus
 
 
 class Format(str, Enum):
@@ -25,7 +25,7 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Write the promoted cases in another eval tool's format."""
-    from bot.evals.export import export_cases  # its targets and YAML writers cost `corpus list` 0.1 s at start
+    from bot.evals.render.export import export_cases  # its targets and YAML writers cost `corpus list` 0.1 s at start
 
     settings = get_settings()
     corpus = Corpus(settings.corpus_path)

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from bot.cli.common import cli_errors
-from bot.config import get_settings
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
+from bot.core.settings import get_settings
 
 
 @cli_errors
@@ -21,6 +21,6 @@ def serve(
     missing = settings.missing_for_serve(http=http)
     if missing:
         raise ConfigError(missing[0] + (f" (and {len(missing) - 1} more: run `evalbot doctor`)" if len(missing) > 1 else ""))
-    from bot.slack.server import run
+    from bot.serve import run
 
     run(settings, http=http, port=port)

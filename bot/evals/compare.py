@@ -21,9 +21,9 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.errors import EvalbotError
+from bot.core.errors import EvalbotError
 from bot.evals import records
-from bot.store import CaseResult, EvalRun
+from bot.store.tables import CaseResult, EvalRun
 
 
 class RunNotFoundError(EvalbotError):

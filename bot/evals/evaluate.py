@@ -1,6 +1,6 @@
 """`run_eval`: the one domain function that evaluates the corpus, records the run and compares it.
 
-With `[run] mode = "batch"` the model calls go through the Message Batches API (`bot.evals.batchrun`).
+With `[run] mode = "batch"` the model calls go through the Message Batches API (`bot.evals.batch.run`).
 
 The CLI (`evalbot eval run`), the nightly job and Slack's `/eval run` all call it. Everything a person can get
 wrong (evalbot.toml, a missing API key or env var, an unknown --case, a bad --baseline) raises ConfigError
@@ -14,20 +14,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.cases import Case, Rubric
-from bot.corpus import Corpus
-from bot.errors import AmbiguousIdError, CaseNotFoundError, ConfigError, CorpusError, InvalidIdError
-from bot.evalconfig import EvalConfig, fingerprint, load_eval_config
+from bot.core.errors import AmbiguousIdError, CaseNotFoundError, ConfigError, CorpusError, InvalidIdError
+from bot.core.llm import LLM, RetryPolicy
+from bot.corpus.files import Corpus
+from bot.corpus.schema import Case, Rubric
 from bot.evals import records
-from bot.evals.batchapi import PollPolicy
-from bot.evals.batchrun import batch_notes, run_batch
+from bot.evals.batch.api import PollPolicy
+from bot.evals.batch.run import batch_notes, run_batch
 from bot.evals.compare import Comparison, RunNotFoundError, compare_runs, resolve_baseline
+from bot.evals.config import EvalConfig, fingerprint, load_eval_config
 from bot.evals.judge import Judge
 from bot.evals.runner import Progress, Runner
 from bot.evals.targets import Target, build_target
-from bot.llm import LLM, RetryPolicy
 from bot.runtime import Runtime
-from bot.store import session_scope
+from bot.store.tables import session_scope
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import jsonschema
 from pydantic import BaseModel
 
-from bot.cases import (
+from bot.corpus.schema import (
     Contains,
     Equals,
     JsonSchema,

@@ -20,12 +20,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.cases import Case, Turn
-from bot.config import Settings
-from bot.errors import EvalbotError
-from bot.evalconfig import JudgeConfig, load_eval_config
+from bot.core.errors import EvalbotError
+from bot.core.llm import LLM, CallFailed, RetryPolicy, cacheable
+from bot.core.settings import Settings
+from bot.core.usage import Usage
+from bot.corpus.schema import Case, Turn
+from bot.evals.config import JudgeConfig, load_eval_config
 from bot.evals.graders import Verdict
-from bot.llm import LLM, CallFailed, RetryPolicy, Usage, cacheable
 
 TOOL_NAME = "record_verdict"
 
@@ -129,7 +130,7 @@ class Judgement:
 
 
 class Judge:
-    """Grades rubric expectations with an LLM through `bot.llm`."""
+    """Grades rubric expectations with an LLM through `bot.core.llm`."""
 
     def __init__(self, llm: LLM, *, model: str, max_tokens: int = 1024, timeout: float = 120.0):
         self.llm = llm

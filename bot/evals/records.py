@@ -6,7 +6,7 @@
 (read it with `target_info`); a model's entry also has `cache_read_tokens`/`cache_write_tokens` when the run used
 prompt caching. A run's cost is the sum over models with a known price; `cost_note` names the models whose price
 is unknown. While a batch run is in progress the document also holds `"batch": {"cases": [...], "usage": {...}}`,
-what `bot.evals.batchrun` needs to resume it after a restart; `finish_run` removes it.
+what `bot.evals.batch.run` needs to resume it after a restart; `finish_run` removes it.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import delete, insert
 from sqlmodel import Session, col, select
 
-from bot import metrics
-from bot.clock import utcnow
+from bot.core import metrics
+from bot.core.clock import utcnow
+from bot.core.usage import Usage, UsageMeter, estimate_cost
 from bot.evals.runner import CaseOutcome
-from bot.llm import Usage, UsageMeter, estimate_cost
-from bot.store import CaseResult, EvalRun, TrialResult
+from bot.store.tables import CaseResult, EvalRun, TrialResult
 
 BATCH_STATE = "batch"  # key in EvalRun.target of a batch run's resume state, removed when the run finishes
 

@@ -14,11 +14,12 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.cases import Case, expectation_kind, expectation_value
+from bot.core.llm import CallFailed
+from bot.core.usage import Usage, UsageMeter
+from bot.corpus.schema import Case, expectation_kind, expectation_value
 from bot.evals.graders import Verdict, grade_deterministic, is_deterministic
 from bot.evals.judge import Judge
 from bot.evals.targets import Target
-from bot.llm import CallFailed, Usage, UsageMeter
 
 Progress = Callable[[int, int], None]  # (trials done, trials in total)
 

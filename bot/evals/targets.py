@@ -24,21 +24,21 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from bot.cases import Case
-from bot.config import Settings
-from bot.errors import ConfigError
-from bot.evalconfig import AnthropicTarget, CommandTarget, EvalConfig, HttpTarget, PythonTarget, inside_corpus
-from bot.llm import (
+from bot.core.errors import ConfigError
+from bot.core.llm import (
     LLM,
     CallFailed,
     RetryPolicy,
     TransientError,
-    Usage,
     cacheable,
     is_retryable_status,
     parse_retry_after,
     retry_call,
 )
+from bot.core.settings import Settings
+from bot.core.usage import Usage
+from bot.corpus.schema import Case
+from bot.evals.config import AnthropicTarget, CommandTarget, EvalConfig, HttpTarget, PythonTarget, inside_corpus
 
 Messages = list[dict[str, str]]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -9,12 +9,12 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot import metrics
+from bot.core import metrics
 from bot.runtime import Runtime
-from bot.slack import actions, commands, events, run_commands, shortcuts, views
 from bot.slack.client import make_web_client, sign_in
 from bot.slack.deps import SubmitFlag, build_deps
-from bot.slack.flagging import handle_flag
+from bot.slack.flows.flagging import handle_flag
+from bot.slack.listeners import actions, commands, events, run_commands, shortcuts, views
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.web import SlackResponse
 
-from bot.config import Settings
-from bot.errors import SlackUnavailableError
+from bot.core.errors import SlackUnavailableError
+from bot.core.settings import Settings
 
 T = TypeVar("T")
 

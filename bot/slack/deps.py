@@ -8,8 +8,8 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.capture import CaptureOptions, FlagRequest
-from bot.drafting import make_drafter
+from bot.capture.candidate import CaptureOptions, FlagRequest
+from bot.capture.drafting import make_drafter
 from bot.runtime import Runtime
 from bot.slack.source import SlackThreadSource
 

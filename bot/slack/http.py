@@ -20,7 +20,7 @@ from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot import metrics
+from bot.core import metrics
 
 Readiness = Callable[[], dict[str, str]]  # component -> problem; empty when ready
 

@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.errors import CaptureError
+from bot.core.errors import CaptureError
 
 _PAGE = 200
 

@@ -1,0 +1,5 @@
+"""Capture: a flagged conversation becomes a candidate case.
+
+`candidate` (capture, FlagRequest, ThreadSource: the Slack-free capture of a thread), `transcripts` (pasted
+transcripts and attached message files) and `drafting` (make_drafter: Claude drafts a title and a rubric).
+"""

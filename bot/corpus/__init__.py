@@ -1,0 +1,7 @@
+"""Corpus: the git-tracked case files and what is derived from them.
+
+`schema` (Case, Turn, Source, the Expectation union), `casefile` (dump_case, parse_case), `ids` (case_id_for,
+check_prefix), `files` (Corpus: atomic writes, one commit per change, the writers lock), `gitrepo` (GitRepo,
+Author), `index` (the case_index table kept in step with the files: reindex, listing) and `similarity`
+(near_duplicates).
+"""

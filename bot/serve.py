@@ -1,0 +1,107 @@
+"""Runs the bot: Socket Mode by default, or Slack's HTTP events API with a health endpoint; and the nightly job.
+
+`start()` prepares the database, the case index and the Bolt app; `run()` also starts the nightly scheduler and
+posts the digests still owed from before (both in `start_background`), and on SIGINT/SIGTERM stops them, failing
+a run in progress as interrupted (its "run failed" message is posted at the next start).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import uvicorn
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+from bot.core.logs import setup_logging
+from bot.core.settings import Settings
+from bot.corpus import index as caseindex
+from bot.evals import runs
+from bot.evals.batch.resume import resume_batch_runs
+from bot.runtime import Runtime, open_runtime, readiness
+from bot.schedule import Nightly, start_nightly
+from bot.slack.app import create_app
+from bot.slack.client import signing_in
+from bot.slack.deps import SubmitFlag
+from bot.slack.flows.capture_worker import CaptureWorker
+from bot.slack.flows.digest_post import post_pending_digests, publish
+from bot.slack.http import EvalbotAsgi
+from bot.store.tables import advisory_lock, session_scope
+
+REINDEX_LOCK_KEY = 727_003  # arbitrary, distinct from the other advisory locks
+
+log = logging.getLogger(__name__)
+
+
+def start(settings: Settings, *, submit_flag: SubmitFlag | None = None) -> tuple[Runtime, App]:
+    """Migrate the database, refresh the case index from the files and build the app."""
+    runtime = open_runtime(settings)
+    count, problems = _reindex(runtime)
+    for problem in problems:
+        log.warning("skipping an invalid case file: %s", problem)
+    log.info("corpus %s: %d case files indexed", runtime.corpus.root, count)
+    return runtime, create_app(runtime, submit_flag=submit_flag)
+
+
+def _reindex(runtime: Runtime) -> tuple[int, list[str]]:
+    # Replicas starting together would rebuild the same index rows at once: they take turns.
+    with advisory_lock(runtime.engine, REINDEX_LOCK_KEY), session_scope(runtime.engine) as session:
+        return caseindex.reindex(session, runtime.corpus)
+
+
+def start_background(runtime: Runtime, app: App) -> Nightly:
+    """Start the nightly scheduler and, in a background thread, post the digests still owed."""
+    client = app.client
+    nightly = start_nightly(runtime, publish=lambda outcome: publish(runtime, outcome, client=client))
+
+    def post_pending() -> None:
+        try:
+            post_pending_digests(runtime, client=client)
+            # Batch runs a restart interrupted: finish them (this can take hours), then post their digests.
+            if resume_batch_runs(runtime):
+                post_pending_digests(runtime, client=client)
+        except Exception:  # noqa: BLE001 - they stay pending for the next start
+            log.exception("finishing interrupted runs or posting pending digests failed")
+
+    threading.Thread(target=post_pending, name="evalbot-pending-digests", daemon=True).start()
+    return nightly
+
+
+def stop_background(nightly: Nightly) -> None:
+    """Stop the scheduler; a run in progress is marked failed (interrupted) and its lock released."""
+    nightly.shutdown()
+    if runs.interrupt_in_flight():
+        log.warning("stopped during an eval run: marked failed as interrupted (a batch run resumes at the next start)")
+
+
+def run(settings: Settings, *, http: bool, port: int) -> None:
+    """Run until SIGINT/SIGTERM: uvicorn serves Slack's HTTP API (with --http) or only the probes
+    (/healthz, /readyz, /metrics) next to a Socket Mode connection."""
+    setup_logging(fmt=settings.log_format)
+    worker = CaptureWorker()
+    runtime, app = start(settings, submit_flag=worker)
+    worker.start()
+    nightly = start_background(runtime, app)
+    handler = None
+    try:
+        if not http:
+            assert settings.slack_app_token is not None
+            handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            signing_in(settings, "SLACK_APP_TOKEN", handler.connect)
+            log.info("connected to Slack over Socket Mode; taking flags in %s", settings.channel)
+        asgi = EvalbotAsgi(app, readiness=lambda: readiness(runtime), path="/slack/events" if http else None)
+        server = uvicorn.Server(uvicorn.Config(asgi, host="0.0.0.0", port=port, log_config=None, access_log=False,
+                                               lifespan="off", timeout_graceful_shutdown=10))
+        log.info("listening on http://0.0.0.0:%d (%s)", port, "/slack/events, probes" if http else "probes only")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # uvicorn re-raises the signal it caught once it has shut down; let that land here, not kill us
+            # before the scheduler is stopped and a run in progress is marked interrupted.
+            signal.signal(sig, lambda *_: log.info("shutting down"))
+        server.run()  # returns on SIGINT/SIGTERM
+    finally:
+        if handler is not None:
+            handler.close()
+        worker.stop()
+        stop_background(nightly)

@@ -1,0 +1,79 @@
+"""`/eval run` and `/eval status`: two entries for the slash command's table (bot/slack/listeners/commands.py).
+
+Wire them with `commands.register(app, deps, extra=run_commands.subcommands(app.client, deps.runtime))`.
+Each is an adapter: `run` takes the run lock and starts the run in the background (bot/evals/runs.py), answers at once
+with "Running N cases…" and posts the digest to EVALBOT_CHANNEL when the run ends; while a run is in progress
+it raises RunInProgressError, which the dispatcher turns into an ephemeral ":warning:" answer. `status` shows
+the last run, the run in progress and the next nightly slot.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.evals import runs
+from bot.evals.compare import RunSummary, compare_runs
+from bot.runtime import Runtime
+from bot.schedule import next_nightly
+from bot.slack.blocks import digest as db
+from bot.slack.flows.digest_post import publish
+from bot.slack.listeners.commands import Invocation, Reply, Subcommand, UsageError
+from bot.store.tables import session_scope
+
+log = logging.getLogger(__name__)
+
+
+def run(inv: Invocation, *, runtime: Runtime, client: WebClient) -> Reply:
+    """Start a run of every promoted case now; the digest follows in the channel."""
+    if inv.args:
+        raise UsageError(f"run takes no arguments: `{inv.command} run` evaluates every promoted case")
+    started = runs.start_run(runtime, trigger="slack", user=inv.user_id,
+                             on_done=lambda outcome: publish(runtime, outcome, client=client))
+    trials = f" × {started.trials} trials" if started.trials > 1 else ""
+    where = f"<#{runtime.settings.channel}>" if runtime.settings.channel else "the channel"
+    noun = "case" if started.cases == 1 else "cases"
+    return Reply(f":hourglass_flowing_sand: Running {started.cases} {noun}{trials}… "
+                 f"The digest will be posted in {where} when the run is done.")
+
+
+def _permalink(client: WebClient, channel: str | None, ts: str | None) -> str | None:
+    if not channel or not ts:
+        return None
+    try:
+        return client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink")
+    except SlackApiError as exc:
+        log.info("no permalink for the digest %s (%s)", ts, exc.response.get("error"))
+        return None
+
+
+def status(inv: Invocation, *, runtime: Runtime, client: WebClient) -> Reply:
+    """The last run (pass rate, regressions, its digest), the run in progress and the next nightly run."""
+    settings = runtime.settings
+    with session_scope(runtime.engine) as session:
+        state = runs.run_state(session)
+        last = RunSummary.of(state.last) if state.last else None
+        regressions = None
+        if state.last is not None and state.last.status == "finished" and state.last.id is not None:
+            regressions = len(compare_runs(session, state.last.id).regressions)
+        running = RunSummary.of(state.running) if state.running else None
+        digest_ts = state.last.digest_ts if state.last else None
+    running_by = runs.holder_label(state.lock_holder) if state.lock_holder else None
+    message = db.status_message(
+        last=last, last_regressions=regressions, digest_link=_permalink(client, settings.channel, digest_ts),
+        running=running, running_by=running_by, next_run=next_nightly(settings),
+        schedule=f"{settings.nightly} {settings.timezone}",
+    )
+    return Reply(message.text, message.blocks)
+
+
+def subcommands(client: WebClient, runtime: Runtime) -> list[Subcommand]:
+    """The `run` and `status` table entries, bound to the app's client and the runtime."""
+    return [
+        Subcommand("run", "run", "evaluate every promoted case now; the digest follows in the channel",
+                   lambda inv: run(inv, runtime=runtime, client=client)),
+        Subcommand("status", "status", "the last run and the next nightly one",
+                   lambda inv: status(inv, runtime=runtime, client=client)),
+    ]

@@ -1,0 +1,45 @@
+"""The message shortcut `evalbot_flag`: a modal for an optional note, then capture (after the ack)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.capture.candidate import FlagRequest
+from bot.slack.blocks import capture as blocks
+from bot.slack.deps import SlackDeps
+from bot.slack.flows.notify import tell_user
+
+CALLBACK_ID = "evalbot_flag"
+
+
+def register(app: App, deps: SlackDeps) -> None:
+    """Attach the shortcut and its note modal."""
+    settings = deps.runtime.settings
+
+    @app.shortcut(CALLBACK_ID)
+    def on_shortcut(ack: Ack, shortcut: dict[str, Any], client: WebClient) -> None:
+        ack()
+        channel = (shortcut.get("channel") or {}).get("id")
+        user = shortcut["user"]["id"]
+        if channel != settings.channel:
+            tell_user(client, user=user, response_url=shortcut.get("response_url"),
+                      text=f"I only take flags in <#{settings.channel}>: use the shortcut on a message there.")
+            return
+        client.views_open(trigger_id=shortcut["trigger_id"],
+                          view=blocks.flag_note_modal(channel=channel, message_ts=shortcut["message_ts"]))
+
+    def ack_note(ack: Ack) -> None:
+        ack()
+
+    def capture_with_note(body: dict[str, Any]) -> None:
+        view = body["view"]
+        channel, _, message_ts = view["private_metadata"].partition("|")
+        note = (((view.get("state") or {}).get("values") or {}).get("note") or {}).get("note", {}).get("value")
+        flag = FlagRequest(channel=channel, user_id=body["user"]["id"], trigger="shortcut", ts=message_ts,
+                           note=(note or "").strip() or None)
+        deps.submit_flag(flag, None)
+
+    app.view(blocks.FLAG_NOTE_VIEW)(ack=ack_note, lazy=[capture_with_note])

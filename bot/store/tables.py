@@ -1,0 +1,246 @@
+"""State in the database: flags, the case index, rejections, processed Slack events, eval runs and results.
+
+The corpus files are the truth for cases; `case_index` is a rebuildable index of them (`reindex`). Other
+tables hold what files do not: who flagged what, rejections, event ids already handled, runs and job claims.
+Works on SQLite (default) and PostgreSQL; the schema is created by alembic migrations (`migrate`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint, event, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, create_engine
+
+from bot.core.clock import utcnow
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """A Slack event id already handled, so redeliveries are ignored."""
+
+    __tablename__ = "processed_events"
+    event_id: str = Field(primary_key=True, max_length=100)
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class Flag(SQLModel, table=True):
+    """One person flagging one message (one row per case and flagger)."""
+
+    __tablename__ = "flags"
+    __table_args__ = (UniqueConstraint("case_id", "user_id", name="uq_flags_case_user"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(index=True, max_length=32)
+    channel: str | None = Field(default=None, max_length=32)
+    ts: str | None = Field(default=None, max_length=32)
+    user_id: str = Field(max_length=32)
+    trigger: str = Field(max_length=16)
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    flagged_at: datetime = Field(default_factory=utcnow)
+
+
+class CaseIndex(SQLModel, table=True):
+    """The index of case files (rebuilt from the files by `reindex`)."""
+
+    __tablename__ = "case_index"
+    id: str = Field(primary_key=True, max_length=32)
+    status: str = Field(index=True, max_length=16)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    source_kind: str = Field(max_length=16)
+    channel: str | None = Field(default=None, max_length=32)
+    ts: str | None = Field(default=None, max_length=32)
+    permalink: str | None = Field(default=None, sa_column=Column(Text))
+    flag_count: int = 0
+    flagged_at: datetime
+    promoted_by: str | None = Field(default=None, max_length=32)
+    promoted_at: datetime | None = None
+    turns: int = 0
+    expectations: int = 0
+
+
+class CaptureReply(SQLModel, table=True):
+    """The bot's reply in the flagged thread, updated when the case is promoted or rejected."""
+
+    __tablename__ = "capture_replies"
+    case_id: str = Field(primary_key=True, max_length=32)
+    channel: str = Field(max_length=32)
+    message_ts: str = Field(max_length=32)
+
+
+class Rejection(SQLModel, table=True):
+    """A rejected candidate: its file is gone, this row answers a re-flag of the same message."""
+
+    __tablename__ = "rejections"
+    case_id: str = Field(primary_key=True, max_length=32)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    channel: str | None = Field(default=None, max_length=32)
+    ts: str | None = Field(default=None, max_length=32)
+    rejected_by: str = Field(max_length=32)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    rejected_at: datetime = Field(default_factory=utcnow)
+
+
+class EvalRun(SQLModel, table=True):
+    """One evaluation of the corpus."""
+
+    __tablename__ = "eval_runs"
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default="running", index=True, max_length=16)  # running | finished | failed
+    trigger: str = Field(default="cli", max_length=16)  # cli | slack | nightly
+    mode: str = Field(default="sync", max_length=16)  # sync | batch
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    corpus_commit: str | None = Field(default=None, max_length=64)
+    config_fingerprint: str | None = Field(default=None, max_length=64)
+    target: str | None = Field(default=None, sa_column=Column(Text))
+    trials: int = 1
+    cases_total: int = 0
+    passed: int = 0
+    failed: int = 0
+    errored: int = 0
+    flaky: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_saved_usd: float = 0.0
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    baseline_run_id: int | None = None
+    batch_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    digest_ts: str | None = Field(default=None, max_length=32)
+
+    @property
+    def pass_rate(self) -> float | None:
+        graded = self.cases_total
+        return self.passed / graded if graded else None
+
+
+class CaseResult(SQLModel, table=True):
+    """One case's outcome in one run, over all its trials."""
+
+    __tablename__ = "case_results"
+    __table_args__ = (UniqueConstraint("run_id", "case_id", name="uq_case_results_run_case"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="eval_runs.id", index=True)
+    case_id: str = Field(max_length=32)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16)  # pass | fail | error
+    pass_rate: float = 0.0
+    flaky: bool = False
+    trials: int = 1
+    failure: str | None = Field(default=None, sa_column=Column(Text))
+    permalink: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class TrialResult(SQLModel, table=True):
+    """One sample of one case: the reply, each grader's verdict, latency and tokens."""
+
+    __tablename__ = "trial_results"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="eval_runs.id", index=True)
+    case_id: str = Field(max_length=32)
+    trial: int = 0
+    status: str = Field(max_length=16)  # pass | fail | error
+    output: str | None = Field(default=None, sa_column=Column(Text))
+    verdicts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    latency_ms: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class JobClaim(SQLModel, table=True):
+    """A scheduled job slot claimed by one process, so replicas run it once."""
+
+    __tablename__ = "job_claims"
+    job: str = Field(primary_key=True, max_length=64)
+    slot: str = Field(primary_key=True, max_length=64)
+    claimed_by: str = Field(max_length=128)
+    claimed_at: datetime = Field(default_factory=utcnow)
+
+
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_GUARD = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers work while a writer commits; busy_timeout makes concurrent writers wait, not fail.
+    # synchronous=NORMAL is WAL's recommended setting: no corruption on a crash, commits without an fsync each.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """A new engine for `url`, with SQLite set up for several threads and processes."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def get_engine(url: str) -> Engine:
+    """The process-wide engine for `url`."""
+    with _ENGINES_GUARD:
+        if url not in _ENGINES:
+            _ENGINES[url] = make_engine(url)
+        return _ENGINES[url]
+
+
+def dispose_engines() -> None:
+    """Close every cached engine (tests, forks)."""
+    with _ENGINES_GUARD:
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _ENGINES.clear()
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+@contextmanager
+def advisory_lock(engine: Engine, key: int) -> Iterator[None]:
+    """Hold a PostgreSQL session advisory lock (shared by every process on that database); no-op elsewhere."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest alembic revision (safe to call from several processes at once)."""
+    from bot.store.migrations.runner import upgrade
+
+    upgrade(engine)

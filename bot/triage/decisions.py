@@ -1,0 +1,239 @@
+"""Triage: promote a candidate to a case, reject it, or edit a case. Called by the CLI and by Slack.
+
+Each operation is one corpus commit authored by the maintainer, followed by the database update.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlmodel import Session
+
+from bot.core.clock import utcnow
+from bot.core.errors import CaseStateError, InvalidCaseError, PermissionDeniedError
+from bot.corpus import index as caseindex
+from bot.corpus.files import Corpus
+from bot.corpus.gitrepo import Author
+from bot.corpus.schema import Case, Expectation, Rubric
+from bot.corpus.similarity import NearDuplicate, near_duplicates
+from bot.evals.graders import grade_deterministic, is_deterministic
+from bot.store.tables import CaptureReply, Rejection
+
+if TYPE_CHECKING:
+    from bot.core.settings import Settings
+
+log = logging.getLogger(__name__)
+_EXPECTATIONS = TypeAdapter(list[Expectation])
+
+JUDGE_TIMEOUT_S = 30.0
+RubricJudge = Callable[[Case, str], "bool | None"]
+"""Hook for the LLM judge: does the case's recorded, flagged reply satisfy this rubric? None when it cannot tell."""
+
+
+@dataclass
+class PromoteResult:
+    """The promoted case and what the maintainer should know about it."""
+
+    case: Case
+    warnings: list[str] = field(default_factory=list)
+    near_duplicates: list[NearDuplicate] = field(default_factory=list)
+
+
+@dataclass
+class RejectResult:
+    """The removed candidate (as it was) and the rejection recorded for it."""
+
+    case: Case
+    rejection: Rejection
+
+
+def rubric_judge(settings: Settings) -> RubricJudge | None:
+    """The judge that checks rubric expectations against the flagged reply at promotion; None without an API key.
+
+    This is the hook between triage and the eval engine: `bot.evals.judge.flagged_reply_judge` (the LLM judge run
+    synchronously, one call per rubric, after the commit). Deterministic expectations need no judge.
+    """
+    from bot.evals.judge import flagged_reply_judge  # late: only the edges that promote need the Anthropic client
+
+    return flagged_reply_judge(settings, timeout=JUDGE_TIMEOUT_S)
+
+
+def require_maintainer(user_id: str, *, allowed_users: Iterable[str] | None, who: str) -> None:
+    """Refuse `user_id` unless maintainers are unrestricted (None) or the user is among them."""
+    if allowed_users is None:
+        return
+    if user_id not in set(allowed_users):
+        raise PermissionDeniedError(f"only maintainers can do this: {who}. Ask one of them, or an admin to add you to EVALBOT_MAINTAINERS.")
+
+
+def parse_expectations(data: Sequence[object]) -> list[BaseModel]:
+    """Validate raw expectation dicts (as in YAML), raising InvalidCaseError naming the bad entry."""
+    try:
+        return list(_EXPECTATIONS.validate_python(list(data)))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][:1])
+        raise InvalidCaseError(f"expectation {where}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def catches_failure(case: Case, expect: Sequence[BaseModel], *, judge: RubricJudge | None = None) -> list[str]:
+    """Warnings when no expectation would fail on the recorded, flagged reply (so the case catches nothing).
+
+    Deterministic expectations are graded here; rubrics only when a `judge` is given (see `rubric_judge`).
+    """
+    recorded = case.flagged_reply
+    deterministic = [e for e in expect if is_deterministic(e)]
+    rubrics = [e.rubric for e in expect if isinstance(e, Rubric)] if judge is not None else []
+    if recorded is None or not (deterministic or rubrics):
+        return []
+    if any(not grade_deterministic(e, recorded).passed for e in deterministic):
+        return []
+    verdicts = [_judged(judge, case, rubric) for rubric in rubrics] if judge is not None else []
+    if any(verdict is False for verdict in verdicts):
+        return []
+    if rubrics and not deterministic:
+        if any(verdict is None for verdict in verdicts):
+            return []  # the judge could not tell: no claim either way
+        return ["The judge finds that the flagged reply satisfies the rubric, so this case would not have caught "
+                "the failure it was flagged for. Make the rubric say what was wrong with that reply."]
+    return [
+        "None of the deterministic expectations fails on the flagged reply, so this case would not have caught "
+        "the failure it was flagged for. Tighten them, or rely on the rubric."
+    ]
+
+
+def _judged(judge: RubricJudge, case: Case, rubric: str) -> bool | None:
+    try:
+        return judge(case, rubric)
+    except Exception:  # noqa: BLE001 - the check is advice given after the commit; it must not fail the promotion
+        log.warning("judging the rubric of %s against its flagged reply failed", case.id, exc_info=True)
+        return None
+
+
+def promote(
+    *,
+    corpus: Corpus,
+    session: Session,
+    ref: str,
+    actor: Author,
+    expect: Sequence[BaseModel],
+    title: str | None = None,
+    tags: Sequence[str] | None = None,
+    judge: RubricJudge | None = None,
+) -> PromoteResult:
+    """Move a candidate to cases/ with its expectations, in one commit authored by `actor`."""
+    case = preview_promotion(corpus.get(ref), actor=actor, expect=expect, title=title, tags=tags)
+    with corpus.change(author=actor, message=f"Promote {case.id}: {case.title}") as tx:
+        tx.write(case)
+    caseindex.upsert(session, case)
+    log.info("promoted %s with %d expectation(s) by %s", case.id, len(case.expect), actor.user_id,
+             extra={"event": "promote", "case_id": case.id, "user": actor.user_id})
+    return PromoteResult(
+        case=case, warnings=catches_failure(case, case.expect, judge=judge), near_duplicates=near_duplicates(case, corpus)
+    )
+
+
+def preview_promotion(
+    candidate: Case, *, actor: Author, expect: Sequence[BaseModel], title: str | None = None, tags: Sequence[str] | None = None
+) -> Case:
+    """The case `promote` would write (validated, nothing written): the cheap check a form runs before submitting."""
+    if candidate.status != "candidate":
+        raise CaseStateError(f"{candidate.id} is already a promoted case: use edit to change it")
+    if not expect:
+        raise InvalidCaseError("a promoted case needs at least one expectation (a rubric, or a must/must-not contain line)")
+    data = candidate.model_dump()
+    data.update(
+        status="promoted",
+        expect=[e.model_dump() for e in expect],
+        suggested_expect=[],
+        promoted_by=actor.user_id,
+        promoted_at=utcnow(),
+    )
+    if title is not None:
+        data["title"] = title.strip()
+    if tags is not None:
+        data["tags"] = list(tags)
+    return _validated(data)
+
+
+def reject(*, corpus: Corpus, session: Session, ref: str, actor: Author, reason: str) -> Rejection:
+    """Remove a candidate, keeping the reason in the commit message and the database."""
+    return reject_candidate(corpus=corpus, session=session, ref=ref, actor=actor, reason=reason).rejection
+
+
+def reject_candidate(*, corpus: Corpus, session: Session, ref: str, actor: Author, reason: str) -> RejectResult:
+    """`reject`, also returning the candidate as it was (to show what was rejected)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidCaseError("say why you reject it: reject ID <reason>")
+    candidate = corpus.get(ref)
+    if candidate.status != "candidate":
+        raise CaseStateError(f"{candidate.id} is a promoted case; only candidates can be rejected")
+    with corpus.change(author=actor, message=f"Reject {candidate.id}: {candidate.title}\n\nReason: {reason}") as tx:
+        tx.delete(candidate)
+    caseindex.remove(session, case_id=candidate.id)
+    log.info("rejected %s by %s", candidate.id, actor.user_id, extra={"event": "reject", "case_id": candidate.id, "user": actor.user_id})
+    rejection = Rejection(
+        case_id=candidate.id,
+        title=candidate.title,
+        channel=candidate.source.channel,
+        ts=candidate.source.ts,
+        rejected_by=actor.user_id,
+        reason=reason,
+    )
+    return RejectResult(case=candidate, rejection=session.merge(rejection))
+
+
+def edit(
+    *,
+    corpus: Corpus,
+    session: Session,
+    ref: str,
+    actor: Author,
+    title: str | None = None,
+    tags: Sequence[str] | None = None,
+    expect: Sequence[BaseModel] | None = None,
+) -> Case:
+    """Change a case's title, tags or expectations in one commit; unchanged input makes no commit."""
+    current = corpus.get(ref)
+    case = preview_edit(current, title=title, tags=tags, expect=expect)
+    if case == current:
+        return current
+    with corpus.change(author=actor, message=f"Edit {case.id}: {case.title}") as tx:
+        tx.write(case)
+    caseindex.upsert(session, case)
+    log.info("edited %s by %s", case.id, actor.user_id, extra={"event": "edit", "case_id": case.id, "user": actor.user_id})
+    return case
+
+
+def preview_edit(
+    current: Case, *, title: str | None = None, tags: Sequence[str] | None = None, expect: Sequence[BaseModel] | None = None
+) -> Case:
+    """The case `edit` would write (validated, nothing written); a candidate's expectations are its suggestions."""
+    data = current.model_dump()
+    if title is not None:
+        data["title"] = title.strip()
+    if tags is not None:
+        data["tags"] = list(tags)
+    if expect is not None:
+        key = "expect" if current.status == "promoted" else "suggested_expect"
+        data[key] = [e.model_dump() for e in expect]
+    return _validated(data)
+
+
+def capture_reply(session: Session, *, case_id: str) -> CaptureReply | None:
+    """The bot's thread reply for a case, if it posted one."""
+    return session.get(CaptureReply, case_id)
+
+
+def _validated(data: dict) -> Case:
+    try:
+        return Case.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "case"
+        raise InvalidCaseError(f"{loc}: {first['msg'].removeprefix('Value error, ')}") from None
