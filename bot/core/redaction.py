@@ -1,134 +1,69 @@
 """Redaction of secrets (and, by default, contact details) before text is written, logged or posted.
 
-Each secret becomes a typed placeholder such as `[REDACTED:slack_token]`; everything around it stays byte for
+Each secret becomes a typed placeholder such as `[REDACTED:stripe_key]`; everything around it stays byte for
 byte the same, so a redacted conversation still reads naturally and diffs cleanly in the corpus.
 
-Rules run in a fixed order: whole private-key blocks first, then specific token formats, then contextual
-ones (`user:password@` in URLs, `Bearer …`, `password=…`), then contacts. Each rule only sees the text
-between placeholders already written, so a placeholder is never redacted again and `redact` is idempotent.
+This module owns the engine and the public API. The rules live beside it: `bot.redaction_rules` holds the token
+formats ported from gitleaks (recognised by their own shape), `bot.redaction_context` the secrets recognised by
+what surrounds them (secret-named keys with any assignment operator, headers, URLs, private-key blocks,
+Kubernetes Secrets). The engine
 
-Deliberate non-matches: hex digests such as 40-character git commit ids are left alone (they identify, they
-do not authenticate); bare digit runs (order ids, Slack timestamps) are not phone numbers; a phone number
-needs a `+CC` prefix or a recognisable national layout.
+* runs a rule only when one of its lowercase keywords is in the lowercased text (gitleaks' prefilter), so
+  ordinary chat pays for a few substring searches and little else;
+* reads Slack-escaped text (`&amp;`, `&lt;`, `&gt;`) through an unescaped view and maps each secret back onto
+  the original characters, so a secret holding "&" or "<" is removed whole;
+* collects every rule's spans first and merges overlapping ones into one placeholder, named after the most
+  specific rule (a token format beats "the value of a key called token");
+* never touches an existing placeholder, so `redact` is idempotent.
+
+Deliberate non-matches: hex digests such as git commit ids, uuids, ids and hashes in URLs and base64 images
+are left alone unless a secret-named key holds them (they identify, they do not authenticate); bare digit runs
+(order ids, Slack timestamps) are not phone numbers; a phone number needs a `+CC` prefix or a national layout.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 import re
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
-_PLACEHOLDER = re.compile(r"(\[REDACTED:[a-z_]+\])")
-
-
-@dataclass(frozen=True)
-class _Rule:
-    """One kind of secret: where it is, and (optionally) a check the regex cannot express."""
-
-    kind: str
-    pattern: re.Pattern[str]
-    contact: bool = False
-    accept: Callable[[re.Match[str]], bool] | None = None
-
+from bot import redaction_context, redaction_rules
 
 PLACEHOLDER_PREFIX = "[REDACTED:"
 
-
-def placeholder(kind: str) -> str:
-    """The text that stands in for a redacted secret of `kind`."""
-    return f"{PLACEHOLDER_PREFIX}{kind}]"
-
-
-# --- specific formats -------------------------------------------------------------------------------------
-
-_PRIVATE_KEY = re.compile(
-    # Both groups always participate (maybe empty): a backreference to a group that did not never matches.
-    r"-----BEGIN (?P<label>[A-Z0-9 ]*?)PRIVATE KEY(?P<block>(?: BLOCK)?)-----"
-    # The body never holds another BEGIN; stopping there keeps many unterminated headers from going quadratic.
-    r"(?:(?:(?!-----BEGIN ).)*?-----END (?P=label)PRIVATE KEY(?P=block)-----"
-    # A block pasted without its END line still leaks the key: take the header and base64 lines that follow.
-    # Short lines count only with "=" padding, so a "thanks" on the next line is not taken for base64.
-    r"|(?:\r?\n(?:(?:Proc-Type|DEK-Info):[^\n]*|[A-Za-z0-9+/]{16,}=*|[A-Za-z0-9+/]*={1,2}))*)",
-    re.DOTALL,
-)
-
-_SLACK_WEBHOOK = re.compile(
-    r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)(?:/[A-Za-z0-9_-]+){2,}"
-)
-
-# Real tokens always carry digits (team / user ids), which keeps "xoxb-your-token" in docs untouched.
-_SLACK_TOKEN = re.compile(
-    r"(?<![A-Za-z0-9])(?:xox[abcdeoprs](?:\.xox[abcdeoprs])?|xapp)-(?=[A-Za-z0-9%-]*\d)[A-Za-z0-9%-]{10,}"
-)
-
-_ANTHROPIC_KEY = re.compile(r"(?<![A-Za-z0-9_-])sk-ant-[A-Za-z0-9_-]{20,}")
-
-_OPENAI_KEY = re.compile(r"(?<![A-Za-z0-9_-])sk-(?!ant-)(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}")
-
-_GITHUB_TOKEN = re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")
-
-_AWS_ACCESS_KEY = re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])")
-
-# A 40-character secret key looks like any base64 run; only its label makes it one.
-_AWS_SECRET_KEY = re.compile(
-    r"(?<![A-Za-z0-9])(?i:(?:aws[_-]?)?secret(?:[_-]?access)?(?:[_-]?key)?)[\"'`]?"
-    r"(?:[ \t]*(?:=>?|:)[ \t]*|[ \t]+(?:is[ \t]+)?)[\"'`]?"
-    r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
-)
-
-_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-
-# --- secrets recognised by their context --------------------------------------------------------------------
-
-# The password may itself contain "@": backtracking leaves the last "@" before the host as the separator.
-_URL_PASSWORD = re.compile(
-    r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@<>|]*:(?P<secret>[^\s/<>|]+)(?=@[^\s@/<>|]+)"
-)
-
-_BEARER = re.compile(
-    r"(?i:\bbearer)[ \t]+"
-    r"(?P<secret>(?=[A-Za-z0-9._~+/-]*\d)(?=[A-Za-z0-9._~+/-]{8})"
-    r"[A-Za-z0-9_~+/-]+(?:\.[A-Za-z0-9_~+/-]+)*=*)"
-)
-
-# The name must end in the keyword: "DB_PASSWORD" and "X-Api-Key" count, "max_tokens" and "token_count" do not.
-_KEY_NAME = (
-    r"(?<![A-Za-z0-9_.-])"
-    r"(?i:[A-Za-z0-9_.-]*?(?:pass(?:word|wd|phrase)|pwd|secret|token|api[_-]?key|apikey|access[_-]?key))"
-    r"[\"'`*]?"
-)
-
-_QUOTED_PASSWORD = re.compile(
-    _KEY_NAME + r"[ \t]*(?:=>?|:)[ \t]*(?P<quote>[\"'`])(?P<secret>(?:(?!(?P=quote))[^\n])+)(?P=quote)"
-)
-
-# After "=" any value counts; after ":" only one that does not read like prose ("password: click here").
-# "&" ends the value only where a query string goes on ("&user=", or "&amp;" as Slack escapes it).
-_BARE_PASSWORD = re.compile(
-    _KEY_NAME + r"[ \t]*(?:=>?[ \t]*|:[ \t]*(?=\S*?[0-9@#$%^&*_+=~/\\-]))"
-    r"(?P<secret>(?:[^\s\"'`<>|,;&]|&(?!amp;|[A-Za-z0-9_.-]+=))+?)"
-    r"(?=[.)\]}]*(?:[\s\"'`<>|,;]|&(?:amp;|[A-Za-z0-9_.-]+=)|$))"
-)
+_PLACEHOLDER = re.compile(r"\[REDACTED:[a-z_]+\]")
+_ENTITY = re.compile(r"&(?:amp|lt|gt);")
+_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">"}
+# Values that read as placeholders in docs and tests: 8+ of the same x/X/z/Z/*/#, or EXAMPLE.
+_CANDIDATE = re.compile(r"[a-z0-9_.~+/=:%|\\-]{16,}")
+# Runs of hex digits, dashes and time punctuation (digests, uuids, timestamps) hold no token's keyword.
+_HEXLIKE = re.compile(r"[0-9a-f:.tz-]+")
+_URL_AUTHORITY = re.compile(r"[^\s/@<>|]*")
+_DUMMY = re.compile(r"([xXzZ*#])\1{7,}|EXAMPLE")
 
 # --- contacts -----------------------------------------------------------------------------------------------
 
 # Not the user part of a URL (after "/") nor a git remote ("git@github.com:org/repo"): those are not people.
+# The local part is bounded, so a long run of address characters without "@" costs a constant per start.
 _EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+/-])(?!git@)[A-Za-z0-9._%+-]+"
+    r"(?<![A-Za-z0-9._%+/-])(?!git@)[A-Za-z0-9._%+-]{1,64}"
     r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])"
 )
 
+# The first character is consumed before the lookbehinds, so `re` skips straight to "+", "(" and digits; each
+# branch then checks that first character with a lookbehind.
 _PHONE = re.compile(
     r"""
-    (?<![\w#$€£¥+.,/-])(?<![$€£¥][ ])                    # not the tail of an id, amount, version or path
+    [+(\d](?<![\w#$€£¥+.,/-].)(?<![$€£¥][ ].)           # not the tail of an id, amount, version or path
     (?:
-        \+\d{1,3}(?:[ .-]?(?:\(\d{1,4}\)|\d{1,4})){2,7}   # +44 20 7946 0958, +14155550132
-      | \(\d{3}\)[ ]?\d{3}[-. ]\d{4}                      # (415) 555-0132
-      | \d{3}(?P<nanp>[-. ])\d{3}(?P=nanp)\d{4}           # 415-555-0132
-      | \(0\d{1,4}\)[ ]?\d{3,4}[-. ]?\d{3,4}              # (020) 7946 0958
-      | 0\d{1,4}(?P<trunk>[-. ])\d{2,8}(?:(?P=trunk)\d{2,4}){0,3}   # 020 7946 0958, 06 12 34 56 78
+        (?<=\+)\d{1,3}(?:[ .-]?(?:\(\d{1,4}\)|\d{1,4})){2,7}   # +44 20 7946 0958, +14155550132
+      | (?<=\()\d{3}\)[ ]?\d{3}[-. ]\d{4}                    # (415) 555-0132
+      | (?<=\d)\d{2}(?P<nanp>[-. ])\d{3}(?P=nanp)\d{4}         # 415-555-0132
+      | (?<=\()0\d{1,4}\)[ ]?\d{3,4}[-. ]?\d{3,4}            # (020) 7946 0958
+      | (?<=0)\d{1,4}(?P<trunk>[-. ])\d{2,8}(?:(?P=trunk)\d{2,4}){0,3}   # 020 7946 0958, 06 12 34 56 78
     )
     (?!\w|[.,]\d)                                         # not the head of a longer number or a decimal
     (?![ ]?(?:[$€£¥%]|(?:EUR|USD|GBP|JPY|CHF)\b))         # not an amount
@@ -136,30 +71,15 @@ _PHONE = re.compile(
     re.VERBOSE,
 )
 
+KINDS: tuple[str, ...] = tuple(dict.fromkeys((*redaction_rules.KINDS, *redaction_context.KINDS, "email", "phone")))
 
-def _phone_length(match: re.Match[str]) -> bool:
-    return 9 <= sum(ch.isdigit() for ch in match.group()) <= 15
+# A span: start, end, kind, rank (lower is more specific and names the merged placeholder).
+_Span = tuple[int, int, str, int]
 
 
-_RULES: tuple[_Rule, ...] = (
-    _Rule("private_key", _PRIVATE_KEY),
-    _Rule("slack_webhook", _SLACK_WEBHOOK),
-    _Rule("slack_token", _SLACK_TOKEN),
-    _Rule("anthropic_key", _ANTHROPIC_KEY),
-    _Rule("openai_key", _OPENAI_KEY),
-    _Rule("github_token", _GITHUB_TOKEN),
-    _Rule("aws_access_key", _AWS_ACCESS_KEY),
-    _Rule("aws_secret_key", _AWS_SECRET_KEY),
-    _Rule("jwt", _JWT),
-    _Rule("url_password", _URL_PASSWORD),
-    _Rule("bearer", _BEARER),
-    _Rule("password", _QUOTED_PASSWORD),
-    _Rule("password", _BARE_PASSWORD),
-    _Rule("email", _EMAIL, contact=True),
-    _Rule("phone", _PHONE, contact=True, accept=_phone_length),
-)
-
-KINDS: tuple[str, ...] = tuple(dict.fromkeys(rule.kind for rule in _RULES))
+def placeholder(kind: str) -> str:
+    """The text that stands in for a redacted secret of `kind`."""
+    return f"{PLACEHOLDER_PREFIX}{kind}]"
 
 
 def redact(text: str, *, contacts: bool = True) -> str:
@@ -170,28 +90,168 @@ def redact(text: str, *, contacts: bool = True) -> str:
 def redact_with_report(text: str, *, contacts: bool = True) -> tuple[str, Counter[str]]:
     """Like `redact`, and how many secrets of each kind were replaced."""
     counts: Counter[str] = Counter()
-    for rule in _RULES:
-        if rule.contact and not contacts:
+    if not text:
+        return text, counts
+    view, to_original = _unescaped(text)
+    spans = sorted(_find(view, contacts), key=lambda span: (span[0], -span[1]))
+    if not spans:
+        return text, counts
+    protected = [match.span() for match in _PLACEHOLDER.finditer(view)] if "[REDACTED:" in view else []
+    pieces: list[str] = []
+    cursor = 0
+    for start, end, kind in _merge(spans, protected):
+        start, end = to_original(start), to_original(end)
+        pieces.append(text[cursor:start])
+        pieces.append(placeholder(kind))
+        counts[kind] += 1
+        cursor = end
+    pieces.append(text[cursor:])
+    return "".join(pieces), counts
+
+
+def _find(view: str, contacts: bool) -> Iterator[_Span]:
+    lower = view.lower()
+    # Every token is a long run of token characters holding its keyword: prose without such runs skips them all.
+    runs = " ".join(run for run in _CANDIDATE.findall(lower) if not _HEXLIKE.fullmatch(run))
+    for rule in _rules_for(runs) if runs else ():
+        for match in rule.pattern.finditer(view):
+            start, end = match.span("secret") if "secret" in rule.pattern.groupindex else match.span()
+            if rule.boundary and not _bounded(view, match.start(), match.end()):
+                continue
+            if _DUMMY.search(view, start, end) or view[start:end] in redaction_rules.ALLOWED:
+                continue
+            if rule.entropy and _entropy(view[start:end]) < rule.entropy:
+                continue
+            yield start, end, rule.kind, 0
+    for keywords, finder in redaction_context.FINDERS:
+        if any(keyword in lower for keyword in keywords):
+            for start, end, kind in finder(view):
+                if end > start and not _DUMMY.search(view, start, end):
+                    yield start, end, kind, 1
+    if contacts:
+        if "@" in view:
+            for match in _EMAIL.finditer(view):
+                # "https://user:pass@host" is a URL's credentials (a secret rule's business), not an address.
+                scheme = view.rfind("://", max(0, match.start() - 200), match.start())
+                if scheme < 0 or _URL_AUTHORITY.fullmatch(view, scheme + 3, match.start()) is None:
+                    yield match.start(), match.end(), "email", 2
+        yield from _phones(view)
+
+
+def _trie(words: list[str]) -> str:
+    """A regex matching any of `words`, factored by prefix so `re` tries one branch per character, not one per word."""
+    root: dict[str, dict] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        branches = [re.escape(char) + build(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return build(root)
+
+
+_ALWAYS = frozenset(index for index, rule in enumerate(redaction_rules.TOKEN_RULES) if not rule.keywords)
+_KEYWORDS = sorted({keyword for rule in redaction_rules.TOKEN_RULES for keyword in rule.keywords})
+_KEYWORD_SCAN = re.compile(_trie(_KEYWORDS))
+# A match is the longest keyword at its place; every keyword inside it is present too ("sk-ant-" holds "sk-").
+_RULES_OF: dict[str, frozenset[int]] = {
+    found: frozenset(
+        index
+        for index, rule in enumerate(redaction_rules.TOKEN_RULES)
+        if any(keyword in found for keyword in rule.keywords)
+    )
+    for found in _KEYWORDS
+}
+
+
+def _rules_for(runs: str) -> list[redaction_rules.TokenRule]:
+    """The token rules whose keywords occur in `runs`, in table order (the prefilter, one regex pass)."""
+    chosen = set(_ALWAYS)
+    for found in set(_KEYWORD_SCAN.findall(runs)):
+        chosen |= _RULES_OF.get(found, frozenset())
+    return [redaction_rules.TOKEN_RULES[index] for index in sorted(chosen)]
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    """Whether the match is a token of its own, not the middle of a longer word, file name or base64 run."""
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    return not (before.isalnum() or before in "_." or after.isalnum())
+
+
+def _entropy(value: str) -> float:
+    counts = Counter(value)
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+def _phones(view: str) -> Iterator[_Span]:
+    for match in _PHONE.finditer(view):
+        if 9 <= sum(ch.isdigit() for ch in match.group()) <= 15:
+            yield match.start(), match.end(), "phone", 2
+
+
+def _merge(spans: list[_Span], protected: list[tuple[int, int]]) -> Iterator[tuple[int, int, str]]:
+    """Overlapping spans as one, named by the most specific; spans touching an existing placeholder are dropped."""
+    starts = [start for start, _ in protected]
+    current: list[int] | None = None  # start, end, rank
+    kind = ""
+    for start, end, span_kind, rank in spans:
+        if protected:
+            index = bisect.bisect_right(starts, end) - 1
+            if index >= 0 and protected[index][1] > start:
+                continue
+        if current is not None and start < current[1]:
+            current[1] = max(current[1], end)
+            if rank < current[2]:
+                current[2], kind = rank, span_kind
             continue
-        text = _apply(rule, text, counts)
-    return text, counts
+        if current is not None:
+            yield current[0], current[1], kind
+        current, kind = [start, end, rank], span_kind
+    if current is not None:
+        yield current[0], current[1], kind
 
 
-def _apply(rule: _Rule, text: str, counts: Counter[str]) -> str:
-    # split() with a capturing group puts the existing placeholders at the odd indices; leave those alone.
-    parts = _PLACEHOLDER.split(text)
-    for index in range(0, len(parts), 2):
-        parts[index] = rule.pattern.sub(lambda match: _replace(rule, match, counts), parts[index])
-    return "".join(parts)
+def _unescaped(text: str) -> tuple[str, Callable[[int], int]]:
+    """Slack-escaped `text` as typed, and the map from its positions back to positions in `text`."""
+    if "&" not in text or not _ENTITY.search(text):
+        return text, _identity
+    view_positions: list[int] = []  # where each entity sits in the view
+    shifts: list[int] = []  # how many characters the entities up to and including it took out
+    pieces: list[str] = []
+    cursor = removed = 0
+    for match in _ENTITY.finditer(text):
+        pieces.append(text[cursor : match.start()])
+        view_positions.append(match.start() - removed)
+        removed += len(match.group()) - 1
+        shifts.append(removed)
+        pieces.append(_ENTITIES[match.group()])
+        cursor = match.end()
+    pieces.append(text[cursor:])
+    return "".join(pieces), _Mapper(view_positions, shifts)
 
 
-def _replace(rule: _Rule, match: re.Match[str], counts: Counter[str]) -> str:
-    if rule.accept is not None and not rule.accept(match):
-        return match.group()
-    counts[rule.kind] += 1
-    start, end = match.span("secret") if "secret" in rule.pattern.groupindex else match.span()
-    source = match.string
-    return source[match.start() : start] + placeholder(rule.kind) + source[end : match.end()]
+class _Mapper:
+    """A view position to an original position: add the characters taken out by the entities before it."""
+
+    def __init__(self, view_positions: list[int], shifts: list[int]) -> None:
+        self.view_positions = view_positions
+        self.shifts = shifts
+
+    def __call__(self, position: int) -> int:
+        index = bisect.bisect_left(self.view_positions, position) - 1
+        return position + (self.shifts[index] if index >= 0 else 0)
+
+
+def _identity(position: int) -> int:
+    return position
 
 
 class RedactingFilter(logging.Filter):

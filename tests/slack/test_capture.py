@@ -235,7 +235,7 @@ class _Files(BaseHTTPRequestHandler):
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
     [
-        ("chat.json", json.dumps([{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "text", "text": "Hello! Your key is sk-ant-api03-" + "x" * 30}]}]),
+        ("chat.json", json.dumps([{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "text", "text": "Hello! Your key is sk-ant-api03-" + "FakeKey0123456789_" * 5 + "AA"}]}]),
          [("user", "hi"), ("assistant", "Hello! Your key is [REDACTED:anthropic_key]")]),
         ("chat.jsonl", '{"role": "system", "content": "be nice"}\n{"role": "user", "content": "q"}\n{"role": "assistant", "content": "a"}\n',
          [("user", "q"), ("assistant", "a")]),
