@@ -1,6 +1,6 @@
 """Redaction benchmark: recall on secret-scanner test data, false positives, throughput, and linear time.
 
-Four measurements of `bot.redact.redact`:
+Four measurements of `bot.core.redaction.redact`:
 
 * **recall**, per family and overall, on the true positives of the peer scanners' test data (gitleaks and
   detect-secrets, prepared in `<repo>/../shared/peer-data/secrets/`; read its `meta` key). Each sample is
@@ -34,7 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.redact import redact  # noqa: E402
+from bot.core.redaction import redact  # noqa: E402
 
 DEFAULT_DATA = (REPO / ".." / "shared" / "peer-data" / "secrets", Path("/work/shared/peer-data/secrets"))
 CAP_SECONDS = 10.0

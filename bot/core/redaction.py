@@ -3,8 +3,8 @@
 Each secret becomes a typed placeholder such as `[REDACTED:stripe_key]`; everything around it stays byte for
 byte the same, so a redacted conversation still reads naturally and diffs cleanly in the corpus.
 
-This module owns the engine and the public API. The rules live beside it: `bot.redaction_rules` holds the token
-formats ported from gitleaks (recognised by their own shape), `bot.redaction_context` the secrets recognised by
+This module owns the engine and the public API. The rules live beside it: `bot.core.redaction_rules` holds the token
+formats ported from gitleaks (recognised by their own shape), `bot.core.redaction_context` the secrets recognised by
 what surrounds them (secret-named keys with any assignment operator, headers, URLs, private-key blocks,
 Kubernetes Secrets). The engine
 
@@ -30,7 +30,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from bot import redaction_context, redaction_rules
+from bot.core import redaction_context, redaction_rules
 
 PLACEHOLDER_PREFIX = "[REDACTED:"
 

@@ -179,7 +179,7 @@ NEGATIVE = [
 ]
 
 
-# One token per rule family of bot.redaction_rules (kind, the token), each checked as typed and as a value.
+# One token per rule family of bot.core.redaction_rules (kind, the token), each checked as typed and as a value.
 HEX40 = "0123456789abcdef" * 2 + "01234567"
 HEX64 = "0123456789abcdef" * 4
 ALNUM = "aB3dE5gH7jK9mN1pQ2rS4tU6vW8xY0zc"  # 32 mixed characters

@@ -4,7 +4,7 @@ A value after a secret-named key (`password=…`, `api_key: …`, `$token .= "�
 </password>`, `setProperty("DB_PASSWORD", "…")`, `if ("…" == password)`), an `Authorization:` header, a
 `Bearer` token, `curl -u user:pass`, the credentials in a URL, the values under `data:` in a Kubernetes
 Secret, and whole private-key blocks. Every finder takes the text and yields `(start, end, kind)` spans; the
-engine in `bot.redact` merges them with the token rules' spans.
+engine in `bot.core.redaction` merges them with the token rules' spans.
 
 Every regex here is linear: each repetition is bounded by a character class its neighbour cannot match, or by
 a fixed count, so no input makes `re` backtrack more than a constant per character.

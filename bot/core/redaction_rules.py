@@ -11,7 +11,7 @@ text) and the shape of its secret, rewritten for Python's `re`:
 * patterns start with their literal prefix where they can, so `re` searches for it instead of trying every
   position; lengths are sometimes relaxed (`{36}` to `{36,}`) so a longer variant is not half redacted;
 * rules that only name an identifier (client ids, publishable keys) are left out, and so are gitleaks' generic
-  `<vendor>_token = value` rules: `bot.redaction_context` handles every secret-named key at once.
+  `<vendor>_token = value` rules: `bot.core.redaction_context` handles every secret-named key at once.
 
 Refresh: take `config/gitleaks.toml` at a newer commit, diff its `[[rules]]` against the ids below, port new or
 changed prefixes here, update the commit above, and rerun `uv run python benchmarks/redaction.py`.
@@ -41,7 +41,7 @@ def _rule(kind: str, keywords: str, pattern: str, *, flags: int = 0, boundary: b
 _I = re.IGNORECASE
 
 TOKEN_RULES: tuple[TokenRule, ...] = (
-    # private-key: the block is handled by bot.redaction_context (it needs the END line or the block's end).
+    # private-key: the block is handled by bot.core.redaction_context (it needs the END line or the block's end).
     # Slack: slack-bot/user/app/legacy/config tokens; real tokens always carry digits ("xoxb-your-token" stays).
     _rule("slack_token", "xox", r"xox[abposre]-(?:\d+-){2,}[A-Za-z0-9-]+"),
     _rule("slack_token", "xoxb", r"xoxb-[0-9]{8,14}-[A-Za-z0-9]{18,26}"),
