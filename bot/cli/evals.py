@@ -14,9 +14,9 @@ from typing import Annotated, TextIO
 import typer
 
 from bot.cli.common import cli_errors
-from bot.core.errors import ConfigError
+from bot.core.errors import ConfigError, RunNotFoundError
 from bot.evals import records
-from bot.evals.compare import RunNotFoundError, compare_runs
+from bot.evals.compare import compare_runs
 from bot.evals.gate import GateRules, decide
 from bot.evals.render.junit import junit_xml
 from bot.evals.render.report import format_comparison

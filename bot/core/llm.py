@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.core import metrics
-from bot.core.errors import ConfigError, EvalbotError
+from bot.core.errors import CallFailed, ConfigError, EvalbotError, TransientError
 from bot.core.settings import Settings
 from bot.core.usage import Usage, UsageMeter
 
@@ -37,20 +37,6 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every status >= 500 (529 i
 BATCH_TIMEOUT = 600.0  # seconds for a batch create or results download (up to 256 MB each way)
 
 
-class CallFailed(EvalbotError):
-    """A call to a model or to the system under test failed for good (after any retries)."""
-
-    def __init__(self, message: str, *, attempts: int = 1):
-        super().__init__(message)
-        self.attempts = attempts
-
-
-class TransientError(CallFailed):
-    """A call failed in a way worth retrying (rate limit, overload, 5xx, connection, timeout)."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

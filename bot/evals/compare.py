@@ -21,13 +21,9 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.core.errors import EvalbotError
+from bot.core.errors import RunNotFoundError
 from bot.evals import records
 from bot.store.tables import CaseResult, EvalRun
-
-
-class RunNotFoundError(EvalbotError):
-    """No run has that id (or no finished run exists yet)."""
 
 
 @dataclass(frozen=True)

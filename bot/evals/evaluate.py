@@ -14,14 +14,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.core.errors import AmbiguousIdError, CaseNotFoundError, ConfigError, CorpusError, InvalidIdError
+from bot.core.errors import AmbiguousIdError, CaseNotFoundError, ConfigError, CorpusError, InvalidIdError, RunNotFoundError
 from bot.core.llm import LLM, RetryPolicy
 from bot.corpus.files import Corpus
 from bot.corpus.schema import Case, Rubric
 from bot.evals import records
 from bot.evals.batch.api import PollPolicy
 from bot.evals.batch.run import batch_notes, run_batch
-from bot.evals.compare import Comparison, RunNotFoundError, compare_runs, resolve_baseline
+from bot.evals.compare import Comparison, compare_runs, resolve_baseline
 from bot.evals.config import EvalConfig, fingerprint, load_eval_config
 from bot.evals.judge import Judge
 from bot.evals.runner import Progress, Runner
@@ -54,7 +54,7 @@ def select_cases(corpus: Corpus, *, case_ids: Sequence[str] = (), tags: Sequence
     for ref in case_ids:
         try:
             case_id = corpus.resolve(ref, status="promoted")[0]
-        except (CaseNotFoundError, AmbiguousIdError, InvalidIdError) as exc:
+        except CaseRefError as exc:
             raise ConfigError(f"--case {ref}: {exc}") from None
         if case_id not in valid:
             problem = next((p for p in problems if f"{case_id}.yaml" in p), f"cases/{case_id}.yaml")

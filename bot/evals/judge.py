@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.core.errors import EvalbotError
-from bot.core.llm import LLM, CallFailed, RetryPolicy, cacheable
+from bot.core.errors import CallFailed, EvalbotError
+from bot.core.llm import LLM, RetryPolicy, cacheable
 from bot.core.settings import Settings
 from bot.core.usage import Usage
 from bot.corpus.schema import Case, Turn

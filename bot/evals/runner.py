@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.core.llm import CallFailed
+from bot.core.errors import CallFailed
 from bot.core.usage import Usage, UsageMeter
 from bot.corpus.schema import Case, expectation_kind, expectation_value
 from bot.evals.graders import Verdict, grade_deterministic, is_deterministic

@@ -24,12 +24,10 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from bot.core.errors import ConfigError
+from bot.core.errors import CallFailed, ConfigError, TransientError
 from bot.core.llm import (
     LLM,
-    CallFailed,
     RetryPolicy,
-    TransientError,
     cacheable,
     is_retryable_status,
     parse_retry_after,

@@ -9,12 +9,10 @@ from email.utils import formatdate
 
 import pytest
 
-from bot.core.errors import ConfigError
+from bot.core.errors import CallFailed, ConfigError, TransientError
 from bot.core.llm import (
     LLM,
-    CallFailed,
     RetryPolicy,
-    TransientError,
     parse_retry_after,
     retry_call,
 )
@@ -220,7 +218,7 @@ def test_cacheable_marks_one_system_block():
 
 
 def test_message_batches_create_retries_poll_once_and_stream_every_result(fake):
-    from bot.core.llm import TransientError
+    from bot.core.errors import TransientError
 
     requests = [{"custom_id": f"r-{i}", "params": {"model": MODEL, "max_tokens": 8, "messages": HELLO}} for i in range(3)]
     fake.batch_processing_seconds = None

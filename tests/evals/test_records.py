@@ -10,8 +10,7 @@ import pytest
 import yaml
 from sqlmodel import select
 
-from bot.core.errors import ConfigError
-from bot.core.llm import CallFailed
+from bot.core.errors import CallFailed, ConfigError
 from bot.evals import records
 from bot.evals.compare import compare_runs
 from bot.evals.config import fingerprint, load_eval_config

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.core.llm import CallFailed
+from bot.core.errors import CallFailed
 from bot.core.usage import Usage
 from bot.evals.runner import Runner, TrialOutcome, summarize
 from tests.helpers.evals import FakeJudge, FakeTarget, make_case

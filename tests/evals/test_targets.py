@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.errors import ConfigError
-from bot.core.llm import CallFailed, RetryPolicy
+from bot.core.errors import CallFailed, ConfigError
+from bot.core.llm import RetryPolicy
 from bot.core.settings import load_settings
 from bot.evals.config import EvalConfig
 from bot.evals.targets import build_target, dig

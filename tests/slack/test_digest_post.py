@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlmodel import select
 
-from bot.core.llm import CallFailed
+from bot.core.errors import CallFailed, DigestPostError
 from bot.core.settings import get_settings
 from bot.digest.data import pending_digest_runs
 from bot.evals.runs import RunOutcome
@@ -19,7 +19,7 @@ from bot.runtime import open_runtime
 from bot.serve import start_background, stop_background
 from bot.slack.blocks import digest as digest_blocks
 from bot.slack.client import make_web_client
-from bot.slack.flows.digest_post import DigestPostError, post_digest, post_pending_digests, publish
+from bot.slack.flows.digest_post import post_digest, post_pending_digests, publish
 from bot.store.tables import EvalRun, session_scope
 from tests.fakes.slack import BOT_ID, FakeSlack
 from tests.helpers.evalruns import anthropic_corpus, record_run, wait_until

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.llm import LLM, TransientError
+from bot.core.errors import TransientError
+from bot.core.llm import LLM
 
 log = logging.getLogger(__name__)
 

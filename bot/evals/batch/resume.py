@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.core.errors import ConfigError
+from bot.core.errors import ConfigError, RunTakenOverError
 from bot.core.llm import LLM, RetryPolicy
 from bot.evals import records
 from bot.evals.batch.api import PollPolicy, Sleep
-from bot.evals.batch.run import TAKE_OVER_AFTER, BatchRun, Claim, RunTakenOverError, holder_name
+from bot.evals.batch.run import TAKE_OVER_AFTER, BatchRun, Claim, holder_name
 from bot.evals.config import AnthropicTarget, load_eval_config
 from bot.evals.judge import Judge
 from bot.evals.targets import build_target

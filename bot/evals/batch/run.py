@@ -31,8 +31,8 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from bot.core.clock import utcnow
-from bot.core.errors import ConfigError, EvalbotError
-from bot.core.llm import LLM, CallFailed, message_text
+from bot.core.errors import CallFailed, ConfigError, RunTakenOverError
+from bot.core.llm import LLM, message_text
 from bot.core.usage import Usage, UsageMeter
 from bot.corpus.schema import Case, Rubric
 from bot.evals import records
@@ -55,9 +55,6 @@ CLAIM_JOB = "eval-batch"
 TAKE_OVER_AFTER = timedelta(minutes=5)  # a claim not refreshed for this long belongs to a process that stopped
 HEARTBEAT_EVERY = 15.0  # seconds between refreshes of the claim (polls come at most 60 s apart)
 
-
-class RunTakenOverError(EvalbotError):
-    """Another process drives (or finished) this batch run."""
 
 
 class Claim:

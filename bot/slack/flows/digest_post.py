@@ -17,9 +17,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.core.clock import utcnow
-from bot.core.errors import ConfigError, EvalbotError
+from bot.core.errors import ConfigError, DigestPostError, EvalbotError, RunNotFoundError
 from bot.digest.data import DIGEST_JOB, Digest, load_digest, pending_digest_runs
-from bot.evals.compare import RunNotFoundError
 from bot.evals.records import get_run
 from bot.evals.runs import RunOutcome
 from bot.runtime import Runtime
@@ -32,9 +31,6 @@ log = logging.getLogger(__name__)
 
 CLAIM_TTL = timedelta(minutes=10)  # a digest claim older than this (posting died half-way) is taken over
 
-
-class DigestPostError(EvalbotError):
-    """Slack refused the digest for good; the run stays pending and is posted at the next start."""
 
 
 def _client_and_channel(runtime: Runtime, client: WebClient | None, channel: str | None) -> tuple[WebClient, str]:

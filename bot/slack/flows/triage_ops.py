@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.capture.candidate import reply_of
-from bot.core.errors import CaseStateError, EvalbotError
+from bot.core.errors import CaseStateError, EvalbotError, SlackRefusedError
 from bot.corpus import index as caseindex
 from bot.corpus.gitrepo import Author
 from bot.corpus.schema import Case
@@ -37,9 +37,6 @@ from bot.triage import decisions as triage
 
 log = logging.getLogger(__name__)
 
-
-class SlackRefusedError(EvalbotError):
-    """Slack refused a call the user is waiting on (e.g. opening a modal after its trigger expired)."""
 
 
 @dataclass(frozen=True)

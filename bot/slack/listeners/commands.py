@@ -18,17 +18,13 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.core.errors import EvalbotError
+from bot.core.errors import EvalbotError, UsageError
 from bot.slack.blocks import triage as tb
 from bot.slack.blocks.modals import Origin
 from bot.slack.deps import SlackDeps
 from bot.slack.flows.triage_ops import TriageOps, guarded, ops_for
 from bot.slack.markup import to_plain_text
 from bot.triage import decisions as triage
-
-
-class UsageError(EvalbotError):
-    """A subcommand was typed without what it needs."""
 
 
 @dataclass(frozen=True)

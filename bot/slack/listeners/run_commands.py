@@ -14,13 +14,14 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.core.errors import UsageError
 from bot.evals import runs
 from bot.evals.compare import RunSummary, compare_runs
 from bot.runtime import Runtime
 from bot.schedule import next_nightly
 from bot.slack.blocks import digest as db
 from bot.slack.flows.digest_post import publish
-from bot.slack.listeners.commands import Invocation, Reply, Subcommand, UsageError
+from bot.slack.listeners.commands import Invocation, Reply, Subcommand
 from bot.store.tables import session_scope
 
 log = logging.getLogger(__name__)
