@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.core.errors import ConfigError, CorpusError, RunNotFoundError
+from bot.core.errors import CaseRefError, ConfigError, CorpusError, RunNotFoundError
 from bot.core.llm import LLM, RetryPolicy
 from bot.corpus.files import Corpus
 from bot.corpus.schema import Case, Rubric
