@@ -99,7 +99,18 @@ def main() -> None:
             first_request.append(first - started)
             return elapsed
 
+        def python(code: str) -> Callable[[], float]:
+            def once() -> float:
+                started = time.perf_counter()
+                subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp, check=True)
+                return time.perf_counter() - started
+
+            return once
+
         results = {
+            "floor: python -c pass": median_of(args.runs, python("pass")),
+            "floor: python -c 'import anthropic'": median_of(args.runs, python("import anthropic")),
+            "floor: python -c 'import sqlmodel'": median_of(args.runs, python("import sqlmodel")),
             "evalbot --help": median_of(args.runs, command("--help")),
             "evalbot corpus list": median_of(args.runs, command("corpus", "list")),
             "evalbot corpus validate": median_of(args.runs, command("corpus", "validate")),
@@ -109,7 +120,8 @@ def main() -> None:
         parent.send("stop")
         fake.join(5)
 
-    print(f"start-up, median of {args.runs} runs (bytecode compiled, {os.cpu_count()} cores)")
+    print(f"start-up, median of {args.runs} runs (bytecode compiled, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f})")
     for name, (median, times) in results.items():
         print(f"  {name:<48} {median:6.3f} s   [{', '.join(f'{t:.2f}' for t in times)}]")
     print(f"  {'evalbot eval run: start to first model request':<48} {statistics.median(first_request):6.3f} s   "
