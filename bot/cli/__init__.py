@@ -17,12 +17,13 @@ import typer.core
 from typer._click.core import Command, Context
 from typer._click.formatting import HelpFormatter
 
-# name -> ("module:attribute", short help). The attribute is a Typer sub-app or a plain command function.
+# name -> ("module:attribute", short help: the command's own help, which a test keeps equal).
+# The attribute is a Typer sub-app or a plain command function.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "corpus": ("bot.cli.corpus:app", "Inspect, triage and validate the case corpus."),
-    "eval": ("bot.cli.evals:app", "Run the corpus against the system under test and report."),
-    "db": ("bot.cli.db:app", "Database schema: upgrade and status."),
-    "doctor": ("bot.cli.doctor:doctor", "Check the setup and say what to fix; exits 1 when something is broken."),
+    "corpus": ("bot.cli.corpus:app", "The eval corpus: candidates and cases."),
+    "eval": ("bot.cli.evals:app", "Evaluate the corpus against the system under test and compare runs."),
+    "db": ("bot.cli.db:app", "Database schema."),
+    "doctor": ("bot.cli.doctor:doctor", "Check the setup and say what to fix; exits 1 when something is broken or `serve` could not start."),
     "serve": ("bot.cli.serve:serve", "Run the bot."),
 }
 
@@ -58,7 +59,6 @@ class LazyGroup(typer.core.TyperGroup):
 app = typer.Typer(
     name="evalbot",
     cls=LazyGroup,
-    help="Turn flagged AI failures into a git-tracked eval corpus, run it and report.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

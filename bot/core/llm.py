@@ -1,4 +1,4 @@
-"""The Anthropic client: construction, evalbot's retry policy, usage accounting, cost estimates and call logging.
+"""The Anthropic client: construction, evalbot's retry policy and call logging (usage and cost: bot.core.usage).
 
 Retries are ours, not the SDK's: the client is built with `max_retries=0` and every call goes through
 `retry_call`, so the anthropic target, the http target and the judge share one policy (exponential backoff with
@@ -6,8 +6,10 @@ jitter, honouring `retry-after`) and one log line per attempt. Retried: 408, 409
 connection errors and timeouts. Anything else fails at once; 401/403 raise ConfigError (the key is wrong, not
 the call). Log lines carry the purpose, model, latency, token counts and attempt count, never keys or prompts.
 
-Also the Message Batches calls (create, retrieve, results, cancel; read as JSON) that `bot.evals.batch.resume` drives,
-and `cacheable`, the system-prompt form that marks a prompt for prompt caching.
+Also the Message Batches calls (create, retrieve, results, cancel; read as JSON) that `bot.evals.batch` drives,
+and `cacheable`, the system-prompt form that marks a prompt for prompt caching. The SDK itself is imported when
+the first client is built: importing it takes one to three seconds here, and commands that never call a model
+(`eval report`, `corpus list`) should not pay for it.
 """
 
 from __future__ import annotations
@@ -20,23 +22,18 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from bot.core import metrics
 from bot.core.errors import CallFailed, ConfigError, EvalbotError, TransientError
 from bot.core.settings import Settings
 from bot.core.usage import Usage, UsageMeter
 
-if TYPE_CHECKING:
-    import anthropic
-
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every status >= 500 (529 is "overloaded")
 BATCH_TIMEOUT = 600.0  # seconds for a batch create or results download (up to 256 MB each way)
-
-
 
 
 @dataclass(frozen=True)
@@ -128,17 +125,10 @@ def message_text(message: dict[str, Any]) -> str:
     return "".join(block.get("text", "") for block in message.get("content") or [] if block.get("type") == "text")
 
 
-def _sdk() -> Any:
-    """The anthropic package, imported on first use: it takes about a second to import, and commands that never
-    call a model (`eval report`, `corpus list`) should not pay for it."""
-    import anthropic
-
-    return anthropic
-
-
 def classify(exc: Exception) -> EvalbotError:
     """Translate an SDK exception into TransientError, CallFailed or (bad credentials) ConfigError."""
-    anthropic = _sdk()
+    import anthropic  # loaded already: only a client's calls raise its exceptions
+
     if isinstance(exc, anthropic.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
         detail = body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else None
@@ -161,12 +151,13 @@ class LLM:
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
         self.meter = UsageMeter()
+        import anthropic
         import httpx2
 
-        anthropic = _sdk()
-        self._errors: tuple[type[Exception], type[Exception]] = (anthropic.AnthropicError, httpx2.TransportError)
+        self._api_error, self._sdk_error = anthropic.APIError, anthropic.AnthropicError
+        self._transport_error = httpx2.TransportError
         limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=min(max_connections, 200))
-        self.client: anthropic.AsyncAnthropic = anthropic.AsyncAnthropic(
+        self.client = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=base_url,
             max_retries=0,  # retry_call is the one retry policy
@@ -202,7 +193,7 @@ class LLM:
             except TimeoutError:
                 self._log(purpose, model, "timeout", started)
                 raise TransientError(f"no answer within {limit:g}s") from None
-            except _sdk().APIError as exc:
+            except self._api_error as exc:
                 error = classify(exc)
                 self._log(purpose, model, "error", started, error=str(error))
                 raise error from None
@@ -236,7 +227,7 @@ class LLM:
             try:
                 raw = await call()
                 data = json.loads(await raw.read())
-            except self._errors[0] as exc:
+            except self._sdk_error as exc:
                 raise classify(exc) from None
             except ValueError:
                 data = None
@@ -293,9 +284,9 @@ class LLM:
                             raise CallFailed(f"the results of batch {batch_id} hold a line that is not JSON") from None
                         on_result(item)
                         count += 1
-            except self._errors[0] as exc:
+            except self._sdk_error as exc:
                 raise classify(exc) from None
-            except self._errors[1] as exc:
+            except self._transport_error as exc:
                 raise TransientError(f"results of batch {batch_id}: {type(exc).__name__}: {exc}") from None
             return count
 

@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli import COMMANDS, app
 from tests.conftest import REPO
 
 runner = CliRunner()
@@ -134,7 +135,9 @@ HEAVY = ("anthropic", "sqlalchemy", "sqlmodel", "alembic", "matplotlib", "slack_
 # Runs a command in a fresh interpreter, then prints which of HEAVY it imported (last line of stderr).
 PROBE = f"""
 import sys
-from bot.cli import app
+import typer
+
+from bot.cli import COMMANDS, app
 try:
     app(sys.argv[1:], prog_name="evalbot")
 except SystemExit:
@@ -155,3 +158,15 @@ def test_commands_import_only_what_they_use(corpus, args, allowed):
                           cwd=corpus.parent, env={**os.environ, "PYTHONPATH": str(REPO)})
     loaded = set(done.stderr.strip().splitlines()[-1].split()) - {"-"}
     assert loaded <= allowed, f"`evalbot {' '.join(args)}` imported {sorted(loaded - allowed)}"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_the_lazy_help_line_is_the_commands_own(name):
+    from typer._click.core import Context
+
+    from bot.cli import LazyGroup
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, LazyGroup)
+    command = group.get_command(Context(group), name)
+    assert command is not None and (command.help or "").strip().splitlines()[0] == COMMANDS[name][1]

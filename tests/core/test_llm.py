@@ -245,7 +245,6 @@ def test_message_batches_create_retries_poll_once_and_stream_every_result(fake):
     assert len([r for r in fake.requests if r.method == "POST"]) == 2 and len(fake.batches) == 1
 
 
-
 def test_model_calls_are_counted_in_the_metrics(fake):
     from bot.core.metrics import REGISTRY
 

@@ -94,7 +94,6 @@ def make_case(case_id: str = "case0001", *, expect=None, turns=None, tags=()) ->
     })
 
 
-
 GOOD = {
     "1breqg51": '{"order_id": "AO-771204", "status": "shipped", "eta_days": 3}',
     "2tj51dm1": "YES",
@@ -133,4 +132,3 @@ def replies(table: dict[str, object]) -> FakeTarget:
 
     target = FakeTarget(default=answer)
     return target
-

@@ -56,7 +56,6 @@ TAKE_OVER_AFTER = timedelta(minutes=5)  # a claim not refreshed for this long be
 HEARTBEAT_EVERY = 15.0  # seconds between refreshes of the claim (polls come at most 60 s apart)
 
 
-
 class Claim:
     """This process's right to drive one batch run: a JobClaim row, refreshed while the run's batches go on."""
 

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 CLAIM_TTL = timedelta(minutes=10)  # a digest claim older than this (posting died half-way) is taken over
 
 
-
 def _client_and_channel(runtime: Runtime, client: WebClient | None, channel: str | None) -> tuple[WebClient, str]:
     settings = runtime.settings
     channel = channel or settings.channel

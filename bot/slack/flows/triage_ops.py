@@ -38,7 +38,6 @@ from bot.triage import decisions as triage
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class PromotionPlan:
     """A validated promote form: which candidate, and what to write."""
