@@ -37,9 +37,13 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EVALBOT_CORPUS_DIR", str(tmp_path / "corpus"))
     monkeypatch.setenv("EVALBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'evalbot.db'}")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    # No git identity or config from the machine: HOME is an empty folder and the system config is off, so
+    # every commit and rebase must name its author and committer itself (as in a bare container).
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    (tmp_path / "gitconfig").write_text("[user]\n\tname = Test Runner\n\temail = runner@example.com\n[init]\n\tdefaultBranch = main\n")
+    for name in ("GIT_CONFIG_GLOBAL", "XDG_CONFIG_HOME", *(n for n in os.environ if n.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_")))):
+        monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()

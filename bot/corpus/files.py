@@ -3,8 +3,8 @@
 Files are the source of truth. Every path is derived from a validated case id, so nothing outside the
 corpus folder is read or written. A change (`with corpus.change(...) as tx`) holds a lock that serialises
 writers in this process (a thread lock) and across processes (a file lock in the git directory), writes
-each file atomically, and ends in exactly one commit of the touched paths; if anything fails before the
-commit, the touched files are restored.
+each file atomically, and ends in exactly one commit of what it wrote; if anything fails before the commit
+exists, the touched files are put back as they were (from memory, so files git never saw survive too).
 """
 
 from __future__ import annotations
@@ -54,14 +54,24 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 @dataclass
+class _Failure:
+    """A group commit that failed: the changes in it, undone once, newest first, by whichever writer gets there."""
+
+    entries: list[_Pending]
+    undone: bool = False
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
 class _Pending:
     """A written change waiting for its commit."""
 
-    paths: list[Path]
+    change: CorpusChange
     message: str
     author: Author
     done: bool = False
     error: BaseException | None = None
+    failure: _Failure | None = None
 
 
 @dataclass
@@ -97,33 +107,90 @@ def _group_message(group: list[_Pending]) -> str:
     return subject + "\n\n" + "\n".join(f"- {entry.message.splitlines()[0]}" for entry in group)
 
 
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _put(path: Path, text: str | None) -> None:
+    if text is None:
+        path.unlink(missing_ok=True)
+    else:
+        atomic_write(path, text)
+
+
 @dataclass
 class CorpusChange:
-    """The files one change touches; the change commits them together."""
+    """The files one change touches; the change commits them together (exactly what it wrote).
+
+    It remembers each file as it was before (absent included), so undoing puts back what was there: a
+    file git never saw is restored too, and a file this change did not create is never deleted.
+    """
 
     corpus: Corpus
     touched: list[Path] = field(default_factory=list)
+    before: dict[Path, str | None] = field(default_factory=dict)
+    after: dict[Path, str | None] = field(default_factory=dict)
+    hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    def _touch(self, path: Path) -> None:
+        if path not in self.before:
+            self.before[path] = _read(path)
+        if path not in self.touched:
+            self.touched.append(path)
 
     def write(self, case: Case) -> Path:
         """Write `case` to the folder of its status, removing its file from the other status folder."""
         path = self.corpus.path_for(case.id, case.status)
         text = dump_case(case)
-        if not (path.exists() and path.read_text(encoding="utf-8") == text):
+        if _read(path) != text:
+            self._touch(path)
             atomic_write(path, text)
-            self.touched.append(path)
         for status in STATUS_DIRS:
             other = self.corpus.path_for(case.id, status)
             if other != path and other.exists():
+                self._touch(other)
                 other.unlink()
-                self.touched.append(other)
         return path
 
     def delete(self, case: Case) -> None:
-        """Remove the case's file."""
+        """Remove the case's file; CaseNotFoundError when it is not there (someone else removed it)."""
         path = self.corpus.path_for(case.id, case.status)
-        if path.exists():
-            path.unlink()
-            self.touched.append(path)
+        if not path.exists():
+            raise CaseNotFoundError(f"case {case.id} is not in the corpus (any more)")
+        self._touch(path)
+        path.unlink()
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run `hook` once the commit exists, still inside the corpus lock (e.g. the database update)."""
+        self.hooks.append(hook)
+
+    def seal(self) -> dict[Path, str | None]:
+        """What this change leaves in each file it touched (None: removed), as its commit will record it."""
+        self.after = {path: _read(path) for path in self.touched}
+        return self.after
+
+    def undo(self) -> None:
+        """Put every touched file back as it was, unless a later change has rewritten it since."""
+        for path in reversed(self.touched):
+            if path in self.after and _read(path) != self.after[path]:
+                log.warning("not restoring %s: it changed again after this change", path)
+                continue
+            _put(path, self.before[path])
+
+
+def _undo(entry: _Pending) -> None:
+    """Undo the failed group commit `entry` was in (once, newest change first); the caller holds the write lock."""
+    failure = entry.failure
+    if failure is None:
+        return
+    with failure.guard:
+        if not failure.undone:
+            for pending in reversed(failure.entries):
+                pending.change.undo()
+            failure.undone = True
 
 
 class Corpus:
@@ -238,13 +305,16 @@ class Corpus:
                 yield
 
     @contextmanager
-    def change(self, *, author: Author, message: str) -> Iterator[CorpusChange]:
-        """File writes that end up committed as `author`; restored if anything fails before the commit.
+    def change(self, *, author: Author, message: str, wait: bool = False) -> Iterator[CorpusChange]:
+        """File writes that end up committed as `author`; undone if anything fails before the commit exists.
 
-        On one host, changes that arrive while another commit is running are committed together (group
-        commit): one commit per run of consecutive changes by the same author, its message listing each.
-        With EVALBOT_GIT_PUSH, each change first pulls the remote, and commits and pushes before the shared
-        (cross-replica) lock is released, so replicas with their own clones see each other's cases.
+        Read, check and write inside the block: it holds the writers' lock, so what is read there is what the
+        change applies to (a compare-and-set). On one host, changes that arrive while another commit is
+        running are committed together (group commit): one commit per run of consecutive changes by the same
+        author, its message listing each. `wait` (or an `after_commit` hook) keeps the lock until the commit
+        exists and the hooks ran, so the next writer sees the outcome in git too. With EVALBOT_GIT_PUSH, each
+        change first pulls the remote, and commits and pushes before the shared (cross-replica) lock is
+        released, so replicas with their own clones see each other's cases.
         """
         queue = _commit_queue(self.root)
         with self.lock(), self.shared_lock():
@@ -254,25 +324,33 @@ class Corpus:
             try:
                 yield tx
             except BaseException:
-                if tx.touched:
-                    with self.lock("git"):
-                        self.repo.restore(tx.touched)
+                tx.undo()
                 raise
             if not tx.touched:
                 return
-            entry = _Pending(paths=list(tx.touched), message=message, author=author)
+            tx.seal()
+            entry = _Pending(change=tx, message=message, author=author)
             with queue.guard:
                 queue.pending.append(entry)
-            if self.push_remote:
-                self._committed(queue, entry)
-                self.push()
+            if self.push_remote or wait or tx.hooks:
+                self._committed(queue, entry, locked=True)
+                if self.push_remote:
+                    self.push()
+                for hook in tx.hooks:
+                    hook()
                 return
-        self._committed(queue, entry)
+        self._committed(queue, entry, locked=False)
 
-    def _committed(self, queue: _CommitQueue, entry: _Pending) -> None:
+    def _committed(self, queue: _CommitQueue, entry: _Pending, *, locked: bool) -> None:
         self._flush(queue, entry)
-        if entry.error is not None:
-            raise entry.error
+        if entry.error is None:
+            return
+        if locked:
+            _undo(entry)
+        else:
+            with self.lock():
+                _undo(entry)
+        raise entry.error
 
     def _flush(self, queue: _CommitQueue, entry: _Pending) -> None:
         """Commit every pending change (ours included) unless another thread already did."""
@@ -282,14 +360,18 @@ class Corpus:
             with queue.guard:
                 batch, queue.pending = queue.pending, []
             with self.lock("git"):
+                failed: _Failure | None = None
                 for group in _by_author(batch):
-                    paths = list(dict.fromkeys(p for e in group for p in e.paths))
+                    files = {path: text for e in group for path, text in e.change.after.items()}
                     try:
-                        self.repo.commit(paths, message=_group_message(group), author=group[0].author)
+                        if failed is not None:  # later changes may build on the failed ones: they fail too
+                            raise failed.entries[0].error or CorpusError("an earlier commit failed")
+                        self.repo.commit_files(files, message=_group_message(group), author=group[0].author)
                     except BaseException as exc:  # noqa: BLE001 - every writer in the group gets the failure
-                        self.repo.restore(paths)
+                        failed = failed or _Failure(entries=[])
+                        failed.entries.extend(group)
                         for pending in group:
-                            pending.error = exc
+                            pending.error, pending.failure = exc, failed
                     for pending in group:
                         pending.done = True
 

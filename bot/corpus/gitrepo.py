@@ -1,6 +1,10 @@
-"""Git plumbing for the corpus: init, commit only given paths as a given author, push with retry.
+"""Git plumbing for the corpus: init, commit exactly the given paths as a given author, pull and push.
 
-Runs the `git` command line; every call is bounded in time and its failures become CorpusError.
+Runs the `git` command line; every call is bounded in time and its failures become CorpusError, with git's
+whole message. Nothing depends on the machine's git config: every commit, rebase and stash runs with an
+explicit author and committer (and dates from `bot.core.clock`). A commit is built in a private index from
+HEAD plus the given paths (`commit-tree`, then `update-ref` as a compare-and-set on HEAD), so whatever else is
+staged or untracked in a shared work tree is never swept in, and a folder without a first commit works too.
 """
 
 from __future__ import annotations
@@ -9,14 +13,21 @@ import functools
 import logging
 import os
 import subprocess
+import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from bot.core.clock import utcnow
 from bot.core.errors import CorpusError
 
 log = logging.getLogger(__name__)
 
 COMMITTER = ("evalbot", "evalbot@localhost")
+DEFAULT_BRANCH = "main"
+_PUSH_REFUSED = ("rejected", "fetch first", "non-fast-forward")
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,20 @@ class Author:
 SYSTEM = Author(user_id="evalbot", name="evalbot")
 
 
+def identity_env(author: Author | None = None, *, when: datetime | None = None) -> dict[str, str]:
+    """Environment giving git an explicit committer (evalbot) and author (`author`, else evalbot too)."""
+    name, email = (author or SYSTEM).git_identity
+    date = (when or utcnow()).isoformat()
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_AUTHOR_DATE": date,
+        "GIT_COMMITTER_NAME": COMMITTER[0],
+        "GIT_COMMITTER_EMAIL": COMMITTER[1],
+        "GIT_COMMITTER_DATE": date,
+    }
+
+
 class GitRepo:
     """The git work tree that holds the corpus folder."""
 
@@ -51,77 +76,112 @@ class GitRepo:
 
     @classmethod
     def for_folder(cls, folder: Path) -> GitRepo:
-        """The work tree containing `folder`, initialising one in `folder` when there is none."""
+        """The work tree containing `folder`, initialising one in `folder` (branch main) when there is none."""
         folder.mkdir(parents=True, exist_ok=True)
         found = cls.find(folder)
         if found is not None:
             return found
         repo = cls(folder)
-        repo.run("init", "-q")
+        repo.run("init", "-q", "-b", DEFAULT_BRANCH)
         return repo
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> str:
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60, stdin: str | None = None) -> str:
+        """Run git in the work tree; a failure is a CorpusError carrying git's whole message."""
+        done = self._git(*args, env=env, timeout=timeout, stdin=stdin)
+        if done.returncode != 0:
+            output = (done.stderr.strip() + "\n" + done.stdout.strip()).strip()
+            raise CorpusError(f"git {args[0]} failed: {output or f'exit status {done.returncode}'}")
+        return done.stdout
+
+    def succeeds(self, *args: str, env: dict[str, str] | None = None) -> bool:
+        """Whether a git query exits 0 (for probes whose failure is an answer, not an error)."""
+        return self._git(*args, env=env, timeout=30).returncode == 0
+
+    def _git(self, *args: str, env: dict[str, str] | None, timeout: float, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env or {})}
         try:
-            done = subprocess.run(
+            return subprocess.run(
                 ["git", "-c", "commit.gpgsign=false", "-c", "core.quotepath=off", *args],
-                cwd=self.top,
-                capture_output=True,
-                text=True,
-                env=full_env,
-                timeout=timeout,
+                cwd=self.top, capture_output=True, text=True, env=full_env, timeout=timeout, input=stdin,
             )
         except FileNotFoundError:
             raise CorpusError("git is not installed: install git so evalbot can version the corpus") from None
         except subprocess.TimeoutExpired:
             raise CorpusError(f"git {args[0]} did not finish within {timeout:.0f} s") from None
-        if done.returncode != 0:
-            raise CorpusError(f"git {args[0]} failed: {(done.stderr or done.stdout).strip()[:500]}")
-        return done.stdout
 
     @functools.cached_property
     def git_dir(self) -> Path:
         """The repository's .git folder (asked once: it does not move)."""
         return (self.top / self.run("rev-parse", "--git-dir").strip()).resolve()
 
-    def commit(self, paths: list[Path], *, message: str, author: Author) -> bool:
-        """Commit exactly `paths` (added, changed or deleted) as `author`; False when nothing changed."""
-        rel = [str(p.resolve().relative_to(self.top.resolve())) for p in paths]
-        self.run("add", "-A", "--", *rel)
-        name, email = author.git_identity
-        env = {
-            "GIT_AUTHOR_NAME": name,
-            "GIT_AUTHOR_EMAIL": email,
-            "GIT_COMMITTER_NAME": COMMITTER[0],
-            "GIT_COMMITTER_EMAIL": COMMITTER[1],
-        }
-        # `commit -- paths` commits only these paths, even if something else is staged in a shared work tree.
+    def relative(self, path: Path) -> str:
+        """`path` relative to the work tree's top, as git names it."""
+        return str(path.resolve().relative_to(self.top.resolve()))
+
+    def commit(self, paths: list[Path], *, message: str, author: Author, when: datetime | None = None) -> bool:
+        """Commit `paths` as they are on disk (added, changed or deleted) as `author`; False when none changed."""
+        rel = list(dict.fromkeys(self.relative(p) for p in paths))
+
+        def stage(private: dict[str, str]) -> None:
+            present = [r for r in rel if (self.top / r).exists()]
+            gone = [r for r in rel if r not in present]
+            if present:
+                self.run("add", "-A", "--", *present, env=private)
+            if gone:
+                self.run("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *gone, env=private)
+
+        return self._commit(rel, stage, message=message, author=author, when=when)
+
+    def commit_files(self, files: dict[Path, str | None], *, message: str, author: Author, when: datetime | None = None) -> bool:
+        """Commit exactly these file contents (None: the file is deleted) as `author`, whatever is on disk now.
+
+        So a change commits what it wrote, even when a later change has already rewritten the same file.
+        """
+        contents = {self.relative(path): text for path, text in files.items()}
+
+        def stage(private: dict[str, str]) -> None:
+            for rel, text in contents.items():
+                if text is None:
+                    self.run("update-index", "--force-remove", "--", rel, env=private)
+                else:
+                    blob = self.run("hash-object", "-w", "--stdin", stdin=text).strip()
+                    self.run("update-index", "--add", "--cacheinfo", f"100644,{blob},{rel}", env=private)
+
+        return self._commit(list(contents), stage, message=message, author=author, when=when)
+
+    def _commit(self, rel: list[str], stage: Callable[[dict[str, str]], None], *, message: str, author: Author,
+                when: datetime | None) -> bool:
+        """Build the commit in a private index (HEAD + `stage`), then move HEAD only if nobody else did.
+
+        Nothing else is committed, whatever is staged or untracked around these paths; a failure at any step
+        leaves git as it was.
+        """
+        head = self.head()
+        index = self.git_dir / f"evalbot-index-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:6]}"
+        private = {"GIT_INDEX_FILE": str(index)}
         try:
-            self.run("commit", "-q", "--no-verify", "-m", message, "--", *rel, env=env)
-        except CorpusError as exc:
-            if "nothing to commit" in str(exc) or "no changes added" in str(exc):
+            if head is not None:
+                self.run("read-tree", head, env=private)
+            stage(private)
+            tree = self.run("write-tree", env=private).strip()
+            if head is None and not self.run("ls-files", env=private).strip():
                 return False
-            raise
+            if head is not None and tree == self.run("rev-parse", f"{head}^{{tree}}").strip():
+                return False
+            parents = ["-p", head] if head is not None else []
+            sha = self.run("commit-tree", tree, *parents, "-m", message, env=identity_env(author, when=when)).strip()
+            self.run("update-ref", "-m", f"evalbot: {message.splitlines()[0]}", "HEAD", sha, head or "")
+        finally:
+            index.unlink(missing_ok=True)
+        # The shared index follows the new HEAD for these paths only (so they show neither staged nor untracked).
+        try:
+            self.run("reset", "-q", "--", *rel)
+        except CorpusError as exc:
+            log.warning("committed, but could not refresh git's index for %s: %s", ", ".join(rel), exc)
         return True
 
-    def restore(self, paths: list[Path]) -> None:
-        """Put `paths` back as they are in HEAD (removing ones HEAD does not have)."""
-        for path in paths:
-            rel = str(path.resolve().relative_to(self.top.resolve()))
-            tracked = subprocess.run(
-                ["git", "cat-file", "-e", f"HEAD:{rel}"], cwd=self.top, capture_output=True, timeout=30
-            ).returncode == 0
-            if tracked:
-                self.run("reset", "-q", "--", rel)
-                self.run("checkout", "--", rel)
-            else:
-                self.run("rm", "-q", "--cached", "--ignore-unmatch", "--", rel)
-                path.unlink(missing_ok=True)
-
     def has_commits(self) -> bool:
-        return subprocess.run(
-            ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=self.top, capture_output=True, timeout=30
-        ).returncode == 0
+        return self.succeeds("rev-parse", "--verify", "-q", "HEAD")
 
     def head(self) -> str | None:
         """The current commit id, or None in a repository without commits."""
@@ -129,21 +189,49 @@ class GitRepo:
             return None
         return self.run("rev-parse", "HEAD").strip()
 
+    def last_change(self, rel_paths: list[str]) -> tuple[str, str, str, datetime] | None:
+        """(author name, author email, subject, author date) of the newest commit touching any of `rel_paths`."""
+        if not self.has_commits():
+            return None
+        out = self.run("log", "-1", "--format=%an%x1f%ae%x1f%s%x1f%aI", "--", *rel_paths).strip()
+        if not out:
+            return None
+        name, email, subject, date = out.split("\x1f")
+        return name, email, subject, datetime.fromisoformat(date)
+
     def is_dirty(self, folder: Path) -> bool:
-        rel = str(folder.resolve().relative_to(self.top.resolve())) or "."
+        rel = self.relative(folder) or "."
         return bool(self.run("status", "--porcelain", "--", rel).strip())
+
+    def rebasing(self) -> bool:
+        """Whether a rebase is stopped half-way in this work tree."""
+        return any((self.git_dir / name).exists() for name in ("rebase-merge", "rebase-apply"))
 
     def pull(self, remote: str) -> None:
         """Fetch `remote` and rebase the current branch onto it (nothing to do when the remote has no such branch)."""
         branch = self.run("symbolic-ref", "--short", "HEAD").strip()
-        self.run("fetch", "-q", remote, timeout=120)
-        probe = subprocess.run(["git", "ls-remote", "--exit-code", "--heads", remote, branch], cwd=self.top,
-                               capture_output=True, timeout=120)
-        if probe.returncode != 0 or not self.has_commits():
-            if probe.returncode == 0:  # an empty clone: take the remote's branch as ours
-                self.run("pull", "-q", remote, branch, timeout=120)
+        probe = self._git("ls-remote", "--exit-code", "--heads", remote, branch, env=None, timeout=120)
+        if probe.returncode not in (0, 2):  # 2: reachable, but no such branch there yet
+            raise CorpusError(f"git ls-remote failed: {probe.stderr.strip() or f'exit status {probe.returncode}'}")
+        if probe.returncode == 2:
             return
-        self.run("pull", "-q", "--rebase", "--autostash", remote, branch, timeout=120)
+        if not self.has_commits():  # an empty clone: take the remote's branch as ours
+            self.run("pull", "-q", remote, branch, env=identity_env(), timeout=120)
+            return
+        self._rebase(remote, branch)
+
+    def _rebase(self, remote: str, branch: str) -> None:
+        """`pull --rebase` as evalbot; a rebase that stops is aborted, so the work tree is never left half-way."""
+        try:
+            self.run("pull", "-q", "--rebase", "--autostash", remote, branch, env=identity_env(), timeout=120)
+        except CorpusError as exc:
+            if self.rebasing():
+                try:
+                    self.run("rebase", "--abort", env=identity_env())
+                except CorpusError as abort:
+                    raise CorpusError(f"{exc}; and aborting the rebase failed too: {abort}") from None
+                raise CorpusError(f"rebasing onto {remote} {branch} stopped and was aborted (the local commits are kept): {exc}") from None
+            raise
 
     def push(self, remote: str) -> None:
         """Push HEAD to `remote`; on a rejected (non-fast-forward) push, rebase onto it and try again."""
@@ -153,6 +241,6 @@ class GitRepo:
                 self.run("push", "-q", remote, f"HEAD:refs/heads/{branch}", timeout=120)
                 return
             except CorpusError as exc:
-                if attempt == 2 or not any(s in str(exc) for s in ("rejected", "fetch first", "non-fast-forward")):
+                if attempt == 2 or not any(s in str(exc) for s in _PUSH_REFUSED):
                     raise
-                self.run("pull", "-q", "--rebase", "--autostash", remote, branch, timeout=120)
+                self._rebase(remote, branch)

@@ -66,7 +66,9 @@ def test_promote_and_reject_from_the_cli(corpus):
     assert again.exit_code == 1 and "only candidates can be rejected" in again.output
 
 
-def test_promote_with_the_suggested_rubric(corpus):
+def test_promote_with_the_suggested_rubric(corpus, tmp_path):
+    # The CLI's default author is the user's git identity (the suite has none: give this test one).
+    (tmp_path / "home" / ".gitconfig").write_text("[user]\n\tname = Test Runner\n\temail = runner@example.com\n")
     result = run("corpus", "promote", "qa31", "--use-suggested")
     assert result.exit_code == 0, result.output
     author = subprocess.run(["git", "log", "-1", "--format=%an <%ae>"], cwd=corpus, capture_output=True, text=True).stdout.strip()

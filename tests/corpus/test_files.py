@@ -144,7 +144,7 @@ def test_push_to_remote_and_failed_push_keeps_the_commit(tmp_path, caplog):
 
 def test_rejected_push_is_rebased_and_retried(tmp_path):
     remote = tmp_path / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
     one = Corpus(tmp_path / "one", push_remote=str(remote))
     with one.change(author=ALICE, message="base") as tx:
         tx.write(candidate("1.1"))
