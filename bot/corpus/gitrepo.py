@@ -60,6 +60,13 @@ def identity_env(author: Author | None = None, *, when: datetime | None = None) 
     }
 
 
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
 class GitRepo:
     """The git work tree that holds the corpus folder."""
 
@@ -140,12 +147,20 @@ class GitRepo:
         contents = {self.relative(path): text for path, text in files.items()}
 
         def stage(private: dict[str, str]) -> None:
+            # The usual case: the disk still holds what the change left, so git reads the files itself.
+            as_on_disk = [rel for rel, text in contents.items() if _read(self.top / rel) == text]
+            if as_on_disk:
+                self.run("update-index", "--add", "--remove", "--", *as_on_disk, env=private)
+            lines = []
             for rel, text in contents.items():
+                if rel in as_on_disk:
+                    continue
                 if text is None:
-                    self.run("update-index", "--force-remove", "--", rel, env=private)
+                    lines.append(f"0 {'0' * 40}\t{rel}")
                 else:
-                    blob = self.run("hash-object", "-w", "--stdin", stdin=text).strip()
-                    self.run("update-index", "--add", "--cacheinfo", f"100644,{blob},{rel}", env=private)
+                    lines.append(f"100644 {self.run('hash-object', '-w', '--stdin', stdin=text).strip()}\t{rel}")
+            if lines:
+                self.run("update-index", "--index-info", env=private, stdin="".join(f"{line}\n" for line in lines))
 
         return self._commit(list(contents), stage, message=message, author=author, when=when)
 
@@ -156,7 +171,8 @@ class GitRepo:
         Nothing else is committed, whatever is staged or untracked around these paths; a failure at any step
         leaves git as it was.
         """
-        head = self.head()
+        probe = self._git("show", "-s", "--format=%H %T", "HEAD", env=None, timeout=30)
+        head, head_tree = probe.stdout.split() if probe.returncode == 0 else (None, None)
         index = self.git_dir / f"evalbot-index-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:6]}"
         private = {"GIT_INDEX_FILE": str(index)}
         try:
@@ -166,7 +182,7 @@ class GitRepo:
             tree = self.run("write-tree", env=private).strip()
             if head is None and not self.run("ls-files", env=private).strip():
                 return False
-            if head is not None and tree == self.run("rev-parse", f"{head}^{{tree}}").strip():
+            if tree == head_tree:
                 return False
             parents = ["-p", head] if head is not None else []
             sha = self.run("commit-tree", tree, *parents, "-m", message, env=identity_env(author, when=when)).strip()
@@ -181,13 +197,12 @@ class GitRepo:
         return True
 
     def has_commits(self) -> bool:
-        return self.succeeds("rev-parse", "--verify", "-q", "HEAD")
+        return self.head() is not None
 
     def head(self) -> str | None:
         """The current commit id, or None in a repository without commits."""
-        if not self.has_commits():
-            return None
-        return self.run("rev-parse", "HEAD").strip()
+        probe = self._git("rev-parse", "--verify", "-q", "HEAD", env=None, timeout=30)
+        return probe.stdout.strip() if probe.returncode == 0 else None
 
     def last_change(self, rel_paths: list[str]) -> tuple[str, str, str, datetime] | None:
         """(author name, author email, subject, author date) of the newest commit touching any of `rel_paths`."""
