@@ -17,6 +17,7 @@ from bot.cli.common import cli_author, cli_errors
 from bot.cli.export import export
 from bot.core.clock import precise_utcnow
 from bot.core.errors import EvalbotError, InvalidCaseError
+from bot.corpus.bulk import check_all
 from bot.corpus.casefile import dump_case
 from bot.corpus.schema import case_json_schema
 from bot.evals.config import load_eval_config
@@ -80,18 +81,17 @@ def show(case_id: str) -> None:
 @cli_errors
 def validate() -> None:
     """Check evalbot.toml and every case file; exit 1 listing each problem."""
-    rt = open_runtime(migrate_db=False, existing_corpus=True)
+    corpus = open_corpus()
     problems: list[str] = []
     try:
-        load_eval_config(rt.corpus.root)
+        load_eval_config(corpus.root)
     except EvalbotError as exc:
         problems.append(str(exc))
-    cases, case_problems = rt.corpus.scan()
+    counts, case_problems = check_all(corpus)
     problems += case_problems
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
-    candidates = sum(1 for c in cases if c.status == "candidate")
-    typer.echo(f"{len(cases) - candidates} cases, {candidates} candidates, {len(problems)} problem(s) in {rt.corpus.root}")
+    typer.echo(f"{counts['promoted']} cases, {counts['candidate']} candidates, {len(problems)} problem(s) in {corpus.root}")
     if problems:
         raise typer.Exit(1)
 

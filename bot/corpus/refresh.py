@@ -5,16 +5,13 @@ commit the index was built from (`index_state`): the files `git diff` names sinc
 `git status` shows uncommitted now, and the ones that were uncommitted last time are parsed again; nothing
 else is. An index that is current costs one `git rev-parse` and one `git status`. A corpus outside git, an
 index built from a commit git no longer knows (a force-push), or `full=True` rebuild the whole index, parsing
-the files in parallel processes when there are many.
+the files in parallel processes when there are many (`bot.corpus.bulk`).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import subprocess
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +21,7 @@ from sqlmodel import Session, col, delete, func, select
 
 from bot.core.clock import utcnow
 from bot.core.errors import EvalbotError
+from bot.corpus.bulk import map_chunks
 from bot.corpus.files import STATUS_DIRS, Corpus
 from bot.corpus.gitrepo import GitRepo
 from bot.corpus.index import index_row
@@ -31,8 +29,6 @@ from bot.store.tables import CaseIndex, IndexState
 
 Mode = Literal["full", "incremental", "unchanged"]
 _FOLDER_STATUS = {folder: status for status, folder in STATUS_DIRS.items()}
-PARALLEL_FROM = 3000  # below this many files, starting worker processes costs more than it saves
-CHUNK = 1000
 
 
 @dataclass
@@ -109,24 +105,6 @@ def _parse_chunk(root: str, items: list[tuple[str, str]]) -> tuple[list[dict[str
     return rows, problems
 
 
-def _chunks(items: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def parse_all(corpus: Corpus, items: list[tuple[str, str]]) -> Iterable[tuple[list[dict[str, Any]], list[tuple[str, str]]]]:
-    """Parse case files chunk by chunk, in worker processes when there are many; yields as chunks finish."""
-    workers = min(os.cpu_count() or 1, 4)
-    if len(items) < PARALLEL_FROM or workers < 2:
-        for chunk in _chunks(items, CHUNK):
-            yield _parse_chunk(str(corpus.root), chunk)
-        return
-    # spawn, not fork: `serve` has threads (Slack, the scheduler) that a forked child would inherit mid-lock.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(_parse_chunk, [str(corpus.root)] * ((len(items) + CHUNK - 1) // CHUNK),
-                            _chunks(items, CHUNK))
-
-
 def _state(session: Session, corpus: Corpus) -> IndexState | None:
     return session.get(IndexState, str(corpus.root))
 
@@ -136,7 +114,7 @@ def _full(session: Session, corpus: Corpus) -> tuple[int, dict[str, str]]:
     session.exec(delete(CaseIndex))
     problems: dict[str, str] = {}
     parsed = 0
-    for rows, chunk_problems in parse_all(corpus, items):
+    for rows, chunk_problems in map_chunks(corpus, items, _parse_chunk):
         if rows:
             session.execute(insert(CaseIndex), rows)
         parsed += len(rows) + len(chunk_problems)

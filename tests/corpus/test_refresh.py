@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from bot.corpus import bulk
 from bot.corpus import index as caseindex
 from bot.corpus import refresh as refreshing
 from bot.corpus.files import Corpus
@@ -142,8 +143,8 @@ def test_a_corpus_outside_git_is_indexed_in_full(engine, corpus_dir, tmp_path):
 
 
 def test_many_files_are_parsed_in_worker_processes(engine, corpus_dir, monkeypatch):
-    monkeypatch.setattr(refreshing, "PARALLEL_FROM", 2)
-    monkeypatch.setattr(refreshing, "CHUNK", 3)
+    monkeypatch.setattr(bulk, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(bulk, "CHUNK", 3)
     (corpus_dir / "cases" / "bad00000.yaml").write_text("id: bad00000\n", encoding="utf-8")
     done = run_refresh(engine, Corpus(corpus_dir), full=True)
     assert (done.indexed, len(done.problems)) == (EXAMPLE_CASES, 1)
