@@ -51,14 +51,12 @@ def age(moment: datetime) -> str:
 @cli_errors
 def list_cases(which: Annotated[Which, typer.Argument()] = Which.all, limit: int = 50) -> None:
     """List candidates and cases, newest first (from the index, brought up to date with the files first)."""
-    from bot.corpus import index as caseindex
-    from bot.corpus.refresh import refresh
+    from bot.corpus.refresh import current_listing
     from bot.store.tables import session_scope
 
     rt = open_runtime(existing_corpus=True)
     with session_scope(rt.engine) as session:
-        problems = refresh(session, rt.corpus).problems
-        rows, total = caseindex.listing(session, status=STATUS_OF[which.value], limit=limit)
+        rows, total, problems = current_listing(session, rt.corpus, status=STATUS_OF[which.value], limit=limit)
     for row in rows:
         tags = f" [{', '.join(row.tags)}]" if row.tags else ""
         typer.echo(f"{row.id}  {row.status:<9}  {row.flag_count} flag(s)  {age(row.flagged_at):>4}  {row.title}{tags}")

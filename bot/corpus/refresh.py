@@ -24,7 +24,7 @@ from bot.core.errors import EvalbotError
 from bot.corpus.bulk import map_chunks
 from bot.corpus.files import STATUS_DIRS, Corpus
 from bot.corpus.gitrepo import GitRepo
-from bot.corpus.index import index_row
+from bot.corpus.index import index_row, listing
 from bot.store.tables import CaseIndex, IndexState
 
 Mode = Literal["full", "incremental", "unchanged"]
@@ -171,3 +171,11 @@ def refresh(session: Session, corpus: Corpus, *, full: bool = False) -> Refreshe
         session.add(state)
     indexed = session.exec(select(func.count()).select_from(CaseIndex)).one()
     return Refreshed(mode=mode, parsed=parsed, indexed=indexed, problems=[problems[path] for path in sorted(problems)])
+
+
+def current_listing(session: Session, corpus: Corpus, *, status: str | None = None, limit: int = 20,
+                    offset: int = 0) -> tuple[list[CaseIndex], int, list[str]]:
+    """A page of the index (newest first), its total and the unreadable files, after bringing it up to date."""
+    problems = refresh(session, corpus).problems
+    rows, total = listing(session, status=status, limit=limit, offset=offset)
+    return rows, total, problems
