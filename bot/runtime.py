@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
 from bot.core.errors import ConfigError, DatabaseUnavailableError
 from bot.core.settings import Settings, get_settings
 from bot.corpus.files import Corpus
-from bot.store.tables import advisory_lock, get_engine, migrate
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 CORPUS_LOCK_KEY = 727_002  # arbitrary, distinct from the migration lock
 
@@ -48,6 +49,8 @@ def open_database(url: str, *, migrate_db: bool = True) -> Engine:
     """The engine for `url`, migrated; an unreachable or unopenable database is one DatabaseUnavailableError."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
+    from bot.store.tables import get_engine, migrate
+
     try:
         engine = get_engine(url)
         if migrate_db:
@@ -70,9 +73,11 @@ def open_runtime(settings: Settings | None = None, *, migrate_db: bool = True, e
 
     `existing_corpus`: the corpus folder must already exist (commands that read it); `serve` creates one.
     """
+    from bot.store.tables import advisory_lock
+
     settings = settings or get_settings()
-    if existing_corpus and not settings.corpus_path.is_dir():
-        raise ConfigError(f"EVALBOT_CORPUS_DIR {settings.corpus_path} does not exist: point it at your corpus folder")
+    if existing_corpus:
+        open_corpus(settings)
     engine = open_database(settings.database_url, migrate_db=migrate_db)
     corpus = Corpus(
         settings.corpus_path,
@@ -81,3 +86,11 @@ def open_runtime(settings: Settings | None = None, *, migrate_db: bool = True, e
         shared_lock=(lambda: advisory_lock(engine, CORPUS_LOCK_KEY)) if settings.git_push else None,
     )
     return Runtime(settings=settings, corpus=corpus, engine=engine)
+
+
+def open_corpus(settings: Settings | None = None) -> Corpus:
+    """The existing corpus folder alone, for commands that only read files (no database is opened)."""
+    settings = settings or get_settings()
+    if not settings.corpus_path.is_dir():
+        raise ConfigError(f"EVALBOT_CORPUS_DIR {settings.corpus_path} does not exist: point it at your corpus folder")
+    return Corpus(settings.corpus_path, push_remote=settings.git_push)

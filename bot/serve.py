@@ -17,7 +17,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.core.logs import setup_logging
 from bot.core.settings import Settings
-from bot.corpus import index as caseindex
+from bot.corpus.refresh import refresh
 from bot.evals import runs
 from bot.evals.batch.resume import resume_batch_runs
 from bot.runtime import Runtime, open_runtime, readiness
@@ -48,7 +48,8 @@ def start(settings: Settings, *, submit_flag: SubmitFlag | None = None) -> tuple
 def _reindex(runtime: Runtime) -> tuple[int, list[str]]:
     # Replicas starting together would rebuild the same index rows at once: they take turns.
     with advisory_lock(runtime.engine, REINDEX_LOCK_KEY), session_scope(runtime.engine) as session:
-        return caseindex.reindex(session, runtime.corpus)
+        done = refresh(session, runtime.corpus)
+        return done.indexed, done.problems
 
 
 def start_background(runtime: Runtime, app: App) -> Nightly:

@@ -1,4 +1,8 @@
-"""`evalbot corpus`: list, show, validate, schema, promote, reject, edit and reindex the corpus."""
+"""`evalbot corpus`: list, show, validate, schema, promote, reject, edit and reindex the corpus.
+
+The database layer (sqlmodel, half a second to import) is imported by the commands that use it, so `show`,
+`validate` and `schema` answer without it.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,11 @@ from bot.cli.common import cli_author, cli_errors
 from bot.cli.export import export
 from bot.core.clock import precise_utcnow
 from bot.core.errors import EvalbotError, InvalidCaseError
-from bot.corpus import index as caseindex
+from bot.corpus.bulk import check_all
 from bot.corpus.casefile import dump_case
 from bot.corpus.schema import case_json_schema
 from bot.evals.config import load_eval_config
-from bot.runtime import open_runtime
-from bot.store.tables import session_scope
-from bot.triage import decisions as triage
+from bot.runtime import open_corpus, open_runtime
 
 app = typer.Typer(help="The eval corpus: candidates and cases.", no_args_is_help=True, add_completion=False)
 app.command("export")(export)
@@ -48,11 +50,13 @@ def age(moment: datetime) -> str:
 @app.command("list")
 @cli_errors
 def list_cases(which: Annotated[Which, typer.Argument()] = Which.all, limit: int = 50) -> None:
-    """List candidates and cases, newest first (the index is refreshed from the files first)."""
+    """List candidates and cases, newest first (from the index, brought up to date with the files first)."""
+    from bot.corpus.refresh import current_listing
+    from bot.store.tables import session_scope
+
     rt = open_runtime(existing_corpus=True)
     with session_scope(rt.engine) as session:
-        _, problems = caseindex.reindex(session, rt.corpus)
-        rows, total = caseindex.listing(session, status=STATUS_OF[which.value], limit=limit)
+        rows, total, problems = current_listing(session, rt.corpus, status=STATUS_OF[which.value], limit=limit)
     for row in rows:
         tags = f" [{', '.join(row.tags)}]" if row.tags else ""
         typer.echo(f"{row.id}  {row.status:<9}  {row.flag_count} flag(s)  {age(row.flagged_at):>4}  {row.title}{tags}")
@@ -65,9 +69,9 @@ def list_cases(which: Annotated[Which, typer.Argument()] = Which.all, limit: int
 @cli_errors
 def show(case_id: str) -> None:
     """Print a case file (any unique prefix of at least 4 characters)."""
-    rt = open_runtime(migrate_db=False, existing_corpus=True)
-    case = rt.corpus.get(case_id)
-    typer.echo(f"# {rt.corpus.display(rt.corpus.path_for(case.id, case.status))}")
+    corpus = open_corpus()  # the file is the truth, and reading it needs no database
+    case = corpus.get(case_id)
+    typer.echo(f"# {corpus.display(corpus.path_for(case.id, case.status))}")
     typer.echo(dump_case(case), nl=False)
 
 
@@ -75,18 +79,17 @@ def show(case_id: str) -> None:
 @cli_errors
 def validate() -> None:
     """Check evalbot.toml and every case file; exit 1 listing each problem."""
-    rt = open_runtime(migrate_db=False, existing_corpus=True)
+    corpus = open_corpus()
     problems: list[str] = []
     try:
-        load_eval_config(rt.corpus.root)
+        load_eval_config(corpus.root)
     except EvalbotError as exc:
         problems.append(str(exc))
-    cases, case_problems = rt.corpus.scan()
+    counts, case_problems = check_all(corpus)
     problems += case_problems
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
-    candidates = sum(1 for c in cases if c.status == "candidate")
-    typer.echo(f"{len(cases) - candidates} cases, {candidates} candidates, {len(problems)} problem(s) in {rt.corpus.root}")
+    typer.echo(f"{counts['promoted']} cases, {counts['candidate']} candidates, {len(problems)} problem(s) in {corpus.root}")
     if problems:
         raise typer.Exit(1)
 
@@ -111,6 +114,9 @@ def promote(
     as_user: Annotated[str | None, typer.Option("--as", help="Author of the commit (default: git user).")] = None,
 ) -> None:
     """Promote a candidate to a case with expectations."""
+    from bot.store.tables import session_scope
+    from bot.triage import decisions as triage
+
     rt = open_runtime(existing_corpus=True)
     raw: list[dict] = []
     if rubric:
@@ -141,6 +147,9 @@ def reject(
     as_user: Annotated[str | None, typer.Option("--as", help="Author of the commit (default: git user).")] = None,
 ) -> None:
     """Reject a candidate: its file is removed; the reason stays in git and the database."""
+    from bot.store.tables import session_scope
+    from bot.triage import decisions as triage
+
     rt = open_runtime(existing_corpus=True)
     with session_scope(rt.engine) as session:
         rejection = triage.reject(corpus=rt.corpus, session=session, ref=case_id, actor=cli_author(as_user), reason=reason)
@@ -161,6 +170,9 @@ def edit(
     as_user: Annotated[str | None, typer.Option("--as", help="Author of the commit (default: git user).")] = None,
 ) -> None:
     """Change a case's title, tags or expectations in one commit (any expectation option replaces them all)."""
+    from bot.store.tables import session_scope
+    from bot.triage import decisions as triage
+
     rt = open_runtime(existing_corpus=True)
     raw: list[dict] = [{"rubric": rubric}] if rubric else []
     raw += [{"contains": text} for text in contains or []]
@@ -185,11 +197,18 @@ def edit(
 
 @app.command("reindex")
 @cli_errors
-def reindex() -> None:
-    """Rebuild the database's case index from the files."""
+def reindex(
+    full: Annotated[bool, typer.Option("--full", help="Rebuild from every file, not only those git says changed.")] = False,
+) -> None:
+    """Bring the database's case index up to date with the files (`--full` rebuilds it from scratch)."""
+    from bot.corpus.refresh import refresh
+    from bot.store.tables import session_scope
+
     rt = open_runtime(existing_corpus=True)
     with session_scope(rt.engine) as session:
-        count, problems = caseindex.reindex(session, rt.corpus)
-    for problem in problems:
+        done = refresh(session, rt.corpus, full=full)
+    for problem in done.problems:
         typer.echo(f"warning: skipped {problem}", err=True)
-    typer.echo(f"indexed {count} case file(s)")
+    how = {"full": "rebuilt from every file", "incremental": "files changed since the last index",
+           "unchanged": "nothing changed since the last index"}[done.mode]
+    typer.echo(f"indexed {done.indexed} case file(s); read {done.parsed} ({how})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -19,12 +20,17 @@ from bot.evals import records
 from bot.evals.compare import compare_runs
 from bot.evals.gate import GateRules, decide
 from bot.evals.render.junit import junit_xml
-from bot.evals.render.report import format_comparison
+from bot.evals.render.report import PAGE, comparison_json, format_comparison
 from bot.evals.runs import run_exclusive
 from bot.runtime import open_runtime
 from bot.store.tables import session_scope
 
 app = typer.Typer(help="Evaluate the corpus against the system under test and compare runs.", no_args_is_help=True, add_completion=False)
+
+
+class ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
 
 
 class ProgressBar:
@@ -61,6 +67,7 @@ def run(
     allow_errors: Annotated[int, typer.Option(min=0, help="Tolerate up to N cases that could not be graded (else exit 3).")] = 0,
     baseline: Annotated[int | None, typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
     post: Annotated[bool, typer.Option("--post", help="Post the digest to EVALBOT_CHANNEL, as the nightly run does.")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help=f"List every case in each section (default: {PAGE}).")] = False,
 ) -> None:
     """Run the promoted cases against the target, grade them, record the run and compare it."""
     rt = open_runtime(existing_corpus=True)
@@ -74,7 +81,7 @@ def run(
                            baseline_id=baseline, progress=progress)
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    typer.echo(format_comparison(report.comparison))
+    typer.echo(format_comparison(report.comparison, page=None if show_all else PAGE))
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
         junit.write_text(junit_xml(report.comparison), encoding="utf-8")
@@ -96,6 +103,9 @@ def run(
 def report(
     run_id: Annotated[int | None, typer.Argument(metavar="[RUN]", help="Run id (default: the newest finished run).")] = None,
     baseline: Annotated[int | None, typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help=f"List every case in each section (default: {PAGE}).")] = False,
+    output: Annotated[ReportFormat, typer.Option("--format", help="text for people, json (every case) for tools.")]
+        = ReportFormat.text,
 ) -> None:
     """Print a run compared with its baseline: regressions, fixes, new, removed, failing, errors, flaky."""
     rt = open_runtime(existing_corpus=True)
@@ -107,4 +117,7 @@ def report(
             run_id = latest.id
         assert run_id is not None
         comparison = compare_runs(session, run_id, baseline)
-    typer.echo(format_comparison(comparison))
+    if output is ReportFormat.json:
+        typer.echo(comparison_json(comparison))
+        return
+    typer.echo(format_comparison(comparison, page=None if show_all else PAGE))

@@ -1,10 +1,12 @@
-"""Keeps the `case_index` table in step with the corpus files, and answers listing queries from it."""
+"""The `case_index` rows: what a case file is indexed as, single-row updates, and listing queries.
+
+Bringing the whole index in step with the files is `bot.corpus.refresh`.
+"""
 
 from __future__ import annotations
 
 from sqlmodel import Session, col, delete, func, select
 
-from bot.corpus.files import Corpus
 from bot.corpus.schema import Case
 from bot.store.tables import CaseIndex
 
@@ -37,15 +39,6 @@ def upsert(session: Session, case: Case) -> None:
 def remove(session: Session, *, case_id: str) -> None:
     """Drop a case from the index (its file is gone)."""
     session.exec(delete(CaseIndex).where(col(CaseIndex.id) == case_id))
-
-
-def reindex(session: Session, corpus: Corpus) -> tuple[int, list[str]]:
-    """Rebuild the index from the files; returns the number indexed and a message per unreadable file."""
-    cases, problems = corpus.scan()
-    session.exec(delete(CaseIndex))
-    for case in cases:
-        session.add(index_row(case))
-    return len(cases), problems
 
 
 def listing(session: Session, *, status: str | None = None, limit: int = 20, offset: int = 0) -> tuple[list[CaseIndex], int]:

@@ -2,23 +2,32 @@
 
 A conversation is compared as one normalised, role-tagged text (lower case, punctuation dropped, whitespace
 collapsed, the last MAX_CHARS kept) with rapidfuzz's normalised Indel similarity (`fuzz.ratio`). Case files are
-read through a small cache keyed by file mtime and size, so a capture or a promotion re-reads only what changed.
+read through a cache keyed by file inode, mtime and size (and skipped entirely while the folders are
+unchanged), so a capture or a promotion re-reads only what changed, and a new process starts from the texts
+kept in the git folder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rapidfuzz import fuzz, process
 
 from bot.core.errors import EvalbotError
-from bot.corpus.files import STATUS_DIRS, Corpus
+from bot.corpus.files import STATUS_DIRS, Corpus, atomic_write
+from bot.corpus.gitrepo import GitRepo
 from bot.corpus.schema import Case, Turn
+
+log = logging.getLogger(__name__)
 
 THRESHOLD = 0.85  # 0..1; two captures of the same failure score well above, unrelated ones well below
 LIMIT = 3
@@ -46,6 +55,10 @@ class _Entry:
     text: str
 
 
+_SETTLE_NS = 2_000_000_000
+_Stat = tuple[int, int, int]  # inode, mtime (ns), size: a file whose three are unchanged is not read again
+
+
 def normalise(text: str) -> str:
     """Lower case, punctuation dropped, whitespace collapsed."""
     return _SPACE.sub(" ", _PUNCTUATION.sub(" ", text.lower())).strip()
@@ -65,17 +78,38 @@ def rank(text: str, others: Mapping[str, str], *, threshold: float = THRESHOLD, 
     return sorted(((key, round(score / 100, 3)) for _, score, key in found), key=lambda pair: (-pair[1], pair[0]))
 
 
+@dataclass
+class _Folder:
+    """One corpus folder's texts, with what it takes to tell whether they are still current."""
+
+    files: dict[str, tuple[_Stat, _Entry]] = field(default_factory=dict)
+    dirs: tuple[tuple[int, int], ...] = ()  # (inode, mtime ns) of each status folder when last scanned
+    ids: list[str] = field(default_factory=list)  # the same order as `texts`, for rapidfuzz's list scorer
+    texts: list[str] = field(default_factory=list)
+    settled: bool = False  # the folders' mtimes were old enough when scanned to be trusted (see _dir_stamps)
+
+
 class _TextCache:
-    """Per corpus folder: case id -> ((inode, mtime, size), entry), refreshed from a directory scan on each use."""
+    """Per corpus folder: case id -> (file stat, entry), refreshed when a status folder changed.
+
+    Case files are written by atomic rename (and git replaces files the same way), which changes the folder's
+    mtime, so an unchanged pair of folder mtimes means an unchanged set of files and nothing is stat-ed: at
+    20,000 cases, a capture's check costs the fuzzy match only. `warm` also keeps the texts in the git folder
+    (`.git/evalbot/similarity.json`) so a new worker reads one file instead of parsing every case.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._folders: dict[Path, dict[str, tuple[tuple[int, int, int], _Entry]]] = {}
+        self._folders: dict[Path, _Folder] = {}
 
-    def entries(self, corpus: Corpus) -> dict[str, _Entry]:
+    def folder(self, corpus: Corpus, *, persisted: dict[str, tuple[_Stat, _Entry]] | None = None) -> _Folder:
         with self._lock:
-            old = self._folders.get(corpus.root, {})
-        fresh: dict[str, tuple[tuple[int, int, int], _Entry]] = {}
+            old = self._folders.get(corpus.root)
+        dirs = _dir_stamps(corpus)
+        if old is not None and old.settled and old.dirs == dirs and persisted is None:
+            return old
+        known = dict(persisted or {}) | (old.files if old else {})
+        files: dict[str, tuple[_Stat, _Entry]] = {}
         for status, folder in STATUS_DIRS.items():
             try:
                 listing = list(os.scandir(corpus.root / folder))
@@ -90,18 +124,35 @@ class _TextCache:
                 except FileNotFoundError:
                     continue  # removed since the scan listed it
                 key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-                cached = old.get(case_id)
+                cached = known.get(case_id)
                 if cached and cached[0] == key and cached[1].status == status:
-                    fresh[case_id] = cached
+                    files[case_id] = cached
                     continue
                 try:
                     case = corpus.load(case_id, status)
                 except EvalbotError:
                     continue  # an invalid file is `corpus validate`'s business, not a duplicate
-                fresh[case_id] = (key, _entry(case))
+                files[case_id] = (key, _entry(case))
+        ids = sorted(files)
+        # Like git's "racily clean" entries: a folder changed within the clock's granularity of the scan may change
+        # again with the same mtime, so it is only trusted once its mtime is comfortably in the past.
+        settled = all(time.time_ns() - mtime > _SETTLE_NS for _, mtime in dirs)
+        fresh = _Folder(files=files, dirs=dirs, ids=ids, texts=[files[case_id][1].text for case_id in ids], settled=settled)
         with self._lock:
             self._folders[corpus.root] = fresh
-        return {case_id: value[1] for case_id, value in fresh.items()}
+        return fresh
+
+
+def _dir_stamps(corpus: Corpus) -> tuple[tuple[int, int], ...]:
+    stamps = []
+    for folder in STATUS_DIRS.values():
+        try:
+            stat = (corpus.root / folder).stat()
+        except FileNotFoundError:
+            stamps.append((0, 0))
+            continue
+        stamps.append((stat.st_ino, stat.st_mtime_ns))
+    return tuple(stamps)
 
 
 def _entry(case: Case) -> _Entry:
@@ -109,20 +160,62 @@ def _entry(case: Case) -> _Entry:
 
 
 _CACHE = _TextCache()
+_PERSIST_VERSION = 1
+
+
+def _persist_path(corpus: Corpus) -> Path | None:
+    repo = GitRepo.find(corpus.root) if corpus.root.is_dir() else None
+    if repo is None:
+        return None
+    return repo.git_dir / "evalbot" / f"similarity-{hashlib.sha1(str(corpus.root).encode()).hexdigest()[:12]}.json"
+
+
+def _load_persisted(path: Path | None) -> dict[str, tuple[_Stat, _Entry]]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("version") != _PERSIST_VERSION or data.get("max_chars") != MAX_CHARS:
+            return {}
+        return {case_id: ((row[0], row[1], row[2]), _Entry(title=row[3], status=row[4], permalink=row[5], text=row[6]))
+                for case_id, row in data["files"].items()}
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return {}  # a missing or damaged cache only costs a full read
+
+
+def _save_persisted(path: Path | None, folder: _Folder) -> None:
+    if path is None:
+        return
+    rows = {case_id: [*stat, entry.title, entry.status, entry.permalink, entry.text]
+            for case_id, (stat, entry) in folder.files.items()}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({"version": _PERSIST_VERSION, "max_chars": MAX_CHARS, "files": rows}))
+    except OSError as exc:
+        log.info("similarity cache not saved (%s): the next start reads every case", exc)
 
 
 def warm(corpus: Corpus) -> int:
     """Read every case into the cache now (at start), so the first capture does not pay for it; returns the count."""
-    return len(_CACHE.entries(corpus))
+    path = _persist_path(corpus)
+    folder = _CACHE.folder(corpus, persisted=_load_persisted(path))
+    _save_persisted(path, folder)
+    return len(folder.files)
 
 
 def near_duplicates(case: Case, corpus: Corpus, *, threshold: float = THRESHOLD, limit: int = LIMIT) -> list[NearDuplicate]:
     """Other cases and candidates of the corpus whose conversation is at least `threshold` similar to `case`'s."""
-    entries = _CACHE.entries(corpus)
-    entries.pop(case.id, None)
-    texts = {case_id: entry.text for case_id, entry in entries.items()}
+    folder = _CACHE.folder(corpus)
+    text = conversation_text(case.conversation)
+    if not text or not folder.texts:
+        return []
+    # One more than asked for: the case itself may be among the texts.
+    found = process.extract(text, folder.texts, scorer=fuzz.ratio, processor=None, score_cutoff=threshold * 100,
+                            limit=limit + 1)
+    scored = sorted(((folder.ids[index], round(score / 100, 3)) for _, score, index in found if folder.ids[index] != case.id),
+                    key=lambda pair: (-pair[1], pair[0]))[:limit]
     return [
-        NearDuplicate(case_id=case_id, title=entries[case_id].title, status=entries[case_id].status,
-                      permalink=entries[case_id].permalink, score=score)
-        for case_id, score in rank(conversation_text(case.conversation), texts, threshold=threshold, limit=limit)
+        NearDuplicate(case_id=case_id, title=entry.title, status=entry.status, permalink=entry.permalink, score=score)
+        for case_id, score in scored
+        for entry in (folder.files[case_id][1],)
     ]

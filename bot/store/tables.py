@@ -64,6 +64,21 @@ class CaseIndex(SQLModel, table=True):
     expectations: int = 0
 
 
+class IndexState(SQLModel, table=True):
+    """Where the case index stands: the corpus commit it was built from and the files it saw changed on top.
+
+    `refresh` parses only what changed since `commit` (`git diff`), plus the paths that were uncommitted last time
+    (`dirty`, since they may have been reverted), so an index that is current costs a `git status`, not a parse.
+    """
+
+    __tablename__ = "index_state"
+    root: str = Field(primary_key=True, max_length=512)  # the corpus folder this row describes
+    commit: str | None = Field(default=None, max_length=64)
+    dirty: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    problems: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    refreshed_at: datetime = Field(default_factory=utcnow)
+
+
 class CaptureReply(SQLModel, table=True):
     """The bot's reply in the flagged thread, updated when the case is promoted or rejected."""
 

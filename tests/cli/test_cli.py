@@ -97,7 +97,10 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(corpus, args, message):
 
 def test_reindex(corpus):
     result = run("corpus", "reindex")
-    assert result.exit_code == 0 and "indexed 7 case file(s)" in result.output
+    assert result.exit_code == 0 and "indexed 7 case file(s); read 7 (rebuilt from every file)" in result.output
+    again = run("corpus", "reindex")
+    assert "read 0 (nothing changed since the last index)" in again.output
+    assert "read 7" in run("corpus", "reindex", "--full").output
 
 
 def test_db_upgrade(db_url):

@@ -129,3 +129,57 @@ def test_warm_reads_every_case_once(corpus_dir, monkeypatch):
 
     monkeypatch.setattr(Corpus, "load", no_reads)
     assert [d.case_id for d in near_duplicates(probe, corpus)] == [TENT]
+
+
+def kept_cache(corpus_dir) -> list:
+    return list((corpus_dir / ".git" / "evalbot").glob("similarity-*.json"))
+
+
+def test_a_new_process_starts_from_the_texts_kept_in_the_git_folder(corpus_dir, monkeypatch):
+    from bot.corpus import similarity
+
+    corpus = Corpus(corpus_dir)
+    assert similarity.warm(corpus) == 7 and len(kept_cache(corpus_dir)) == 1
+    write(corpus, like(corpus.get(TENT), "twin0002"))
+    monkeypatch.setattr(similarity, "_CACHE", similarity._TextCache())  # what a freshly started worker has
+    read: list[str] = []
+    load = Corpus.load
+
+    def counting(self, case_id, status):
+        read.append(case_id)
+        return load(self, case_id, status)
+
+    monkeypatch.setattr(Corpus, "load", counting)
+    assert similarity.warm(corpus) == 8
+    assert read == ["twin0002"]  # only the file written since the texts were kept
+    assert [d.case_id for d in near_duplicates(like(corpus.get(TENT), "probe003"), corpus)] == [TENT, "twin0002"]
+
+
+def test_a_damaged_kept_cache_only_costs_a_full_read(corpus_dir, monkeypatch):
+    from bot.corpus import similarity
+
+    corpus = Corpus(corpus_dir)
+    similarity.warm(corpus)
+    kept_cache(corpus_dir)[0].write_text('{"version": 1, "max_chars": 6000, "files": {"x": [1]}}')
+    monkeypatch.setattr(similarity, "_CACHE", similarity._TextCache())
+    assert similarity.warm(corpus) == 7
+    assert [d.case_id for d in near_duplicates(like(corpus.get(TENT), "probe004"), corpus)] == [TENT]
+
+
+def test_settled_folders_are_not_listed_again_until_a_file_is_written(corpus_dir, monkeypatch):
+    from bot.corpus import similarity
+
+    monkeypatch.setattr(similarity, "_SETTLE_NS", 0)
+    corpus = Corpus(corpus_dir)
+    probe = like(corpus.get(TENT), "probe005")
+    assert [d.case_id for d in near_duplicates(probe, corpus)] == [TENT]
+    scandir = os.scandir
+
+    def no_listing(path):
+        raise AssertionError("an unchanged folder is not listed again")
+
+    monkeypatch.setattr(similarity.os, "scandir", no_listing)
+    assert [d.case_id for d in near_duplicates(probe, corpus)] == [TENT]
+    monkeypatch.setattr(similarity.os, "scandir", scandir)
+    write(corpus, like(corpus.get(TENT), "twin0003"))  # an atomic rename: the folder's mtime moves
+    assert [d.case_id for d in near_duplicates(probe, corpus)] == [TENT, "twin0003"]

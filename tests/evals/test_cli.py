@@ -233,3 +233,13 @@ def test_a_model_that_only_answers_529_exits_3_from_a_real_process(db_url, corpu
     assert done.returncode == 3, done.stdout + done.stderr
     assert done.stdout.rstrip().splitlines()[-1].startswith("exit 3: 6 of 6 cases could not be graded: ")
     assert "Traceback" not in done.stderr and len(fake.requests) >= 6
+
+
+def test_report_as_json_for_tools(corpus, tmp_path):
+    set_replies(corpus, tmp_path, **{"2tj51dm1": "no"})
+    run("eval", "run")
+    result = run("eval", "report", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["run"]["id"] == 1 and len(data["cases"]) == 6
+    assert [case["case_id"] for case in data["cases"] if case["status"] == "fail"] == ["2tj51dm1"]

@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from bot.core import clock
 from bot.corpus import index as caseindex
+from bot.corpus.casefile import dump_case
 from bot.corpus.gitrepo import SYSTEM
 from bot.corpus.ids import slack_case_id
 from bot.corpus.schema import Case
@@ -195,6 +196,17 @@ def test_list_is_paged_with_a_next_button_that_replaces_the_message(bot, slack):
     assert second["replace_original"] is True and "page 2 of 2" in texts(second["blocks"])
     assert [b["block_id"] for b in second["blocks"] if b.get("block_id", "").startswith("row_")] == [
         f"row_{c.id}" for c in bot_candidates(bot)[10:]]
+
+
+def test_list_shows_a_case_committed_by_someone_else_since_the_bot_indexed(bot_on_both, slack):
+    """A case pulled or committed outside the bot is in the corpus's HEAD but not yet in the index."""
+    data = candidate(ts="1763000999.000100", channel=CHANNEL, title="Committed by hand").model_dump()
+    data["id"] = "hand0001"
+    path = bot_on_both.runtime.corpus.path_for("hand0001", "candidate")
+    path.write_text(dump_case(Case.model_validate(data)), encoding="utf-8")
+    bot_on_both.runtime.corpus.repo.commit([path], message="By hand", author=SYSTEM)
+    command(slack, "list candidates")
+    assert "`hand0001` *Committed by hand*" in texts(answer(slack)["blocks"])
 
 
 def test_show_previews_the_conversation_expectations_and_source(bot, slack):

@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from bot.corpus import index as caseindex
 from bot.corpus.files import Corpus
+from bot.corpus.refresh import refresh
 from bot.store.migrations.runner import current, head
 from bot.store.tables import EvalRun, Flag, JobClaim, ProcessedEvent, TrialResult, get_engine, migrate, session_scope
 
@@ -75,11 +76,11 @@ def test_reindex_rebuilds_the_index_from_files(db_url, corpus_dir):
     migrate(engine)
     corpus = Corpus(corpus_dir)
     with session_scope(engine) as session:
-        count, problems = caseindex.reindex(session, corpus)
-    assert (count, problems) == (7, [])
+        done = refresh(session, corpus, full=True)
+    assert (done.indexed, done.problems) == (7, [])
     (corpus_dir / "cases" / "2tj51dm1.yaml").unlink()
     with session_scope(engine) as session:
-        caseindex.reindex(session, corpus)
+        refresh(session, corpus, full=True)
         rows, total = caseindex.listing(session, status="promoted", limit=3)
     assert total == 5
     assert len(rows) == 3

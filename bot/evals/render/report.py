@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 from bot.evals.compare import CaseStatus, Comparison, RunSummary
 
 _INDENT = "      "
+PAGE = 20  # cases shown per section unless asked for all: a 20,000-case run stays one screen of report
 
 
 def _rate(value: float | None) -> str:
@@ -47,8 +51,21 @@ def _case_lines(case: CaseStatus, *, details: bool) -> list[str]:
     return lines
 
 
-def format_comparison(comparison: Comparison) -> str:
-    """The whole report: header, change against the baseline, then each non-empty category."""
+def _section(title: str, cases: list[CaseStatus], *, details: bool, page: int | None) -> list[str]:
+    shown = cases if page is None else cases[:page]
+    lines = ["", f"{title}: {len(cases)}"]
+    for case in shown:
+        lines += _case_lines(case, details=details and case.status != "pass")
+    if len(shown) < len(cases):
+        lines.append(f"  … and {len(cases) - len(shown)} more (--all shows every case)")
+    return lines
+
+
+def format_comparison(comparison: Comparison, *, page: int | None = PAGE) -> str:
+    """The report: header, change against the baseline, then each non-empty category, `page` cases at most each.
+
+    New cases that pass are counted, not listed: on a first run that would be the whole corpus.
+    """
     run, base = comparison.run, comparison.baseline
     lines = run_header(run)
     if base is None:
@@ -57,22 +74,37 @@ def format_comparison(comparison: Comparison) -> str:
         change = comparison.pass_rate_change
         delta = "" if change is None else f", {change * 100:+.0f} pts"
         lines.append(f"baseline: run {base.id} (pass rate {_rate(base.pass_rate)}{delta})")
+    new_failing = [case for case in comparison.new if case.status != "pass"]
+    new_passing = len(comparison.new) - len(new_failing)
     sections: list[tuple[str, list[CaseStatus], bool]] = [
         ("Regressions (passed before, fail now)", comparison.regressions, True),
         ("Fixes (failed before, pass now)", comparison.fixes, False),
-        ("New cases", comparison.new, True),
+        (f"New cases that do not pass (of {len(comparison.new)} new)", new_failing, True),
         ("Still failing", comparison.still_failing, True),
         ("Errors (could not be graded)", comparison.errors, True),
         ("Flaky (passed and failed across trials)", comparison.flaky, False),
     ]
     for title, cases, details in sections:
         if cases:
-            lines += ["", f"{title}: {len(cases)}"]
-            for case in cases:
-                lines += _case_lines(case, details=details and case.status != "pass")
+            lines += _section(title, cases, details=details, page=page)
+    if new_passing:
+        lines += ["", f"New cases that pass: {new_passing}"]
     if comparison.removed:
+        removed = comparison.removed if page is None else comparison.removed[:page]
         lines += ["", f"Removed or not run this time: {len(comparison.removed)}"]
-        lines += [f"  {r.case_id}  (was {r.baseline_status})  {r.title}" for r in comparison.removed]
+        lines += [f"  {r.case_id}  (was {r.baseline_status})  {r.title}" for r in removed]
+        if len(removed) < len(comparison.removed):
+            lines.append(f"  … and {len(comparison.removed) - len(removed)} more (--all shows every case)")
     if not comparison.regressions:
         lines += ["", "No regressions."]
     return "\n".join(lines)
+
+
+def comparison_json(comparison: Comparison) -> str:
+    """The whole comparison as JSON, every case included, for tools (`evalbot eval report --format json`)."""
+    data = dataclasses.asdict(comparison)
+    data["run"]["pass_rate"] = comparison.run.pass_rate
+    if comparison.baseline is not None:
+        data["baseline"]["pass_rate"] = comparison.baseline.pass_rate
+    data["pass_rate_change"] = comparison.pass_rate_change
+    return json.dumps(data, indent=2, default=str)

@@ -22,8 +22,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.capture.candidate import reply_of
 from bot.core.errors import CaseStateError, EvalbotError, SlackRefusedError
-from bot.corpus import index as caseindex
 from bot.corpus.gitrepo import Author
+from bot.corpus.refresh import current_listing
 from bot.corpus.schema import Case
 from bot.corpus.similarity import NearDuplicate, near_duplicates
 from bot.slack.blocks import capture as blocks
@@ -75,9 +75,11 @@ class TriageOps:
         return self.rt.corpus.get(ref)
 
     def listing(self, *, which: str, page: int) -> tuple[list[CaseIndex], int]:
-        """One page of the index, newest first, and the total."""
+        """One page of the index (brought up to date with the files first), newest first, and the total."""
         with session_scope(self.rt.engine) as session:
-            return caseindex.listing(session, status=tb.LISTS[which], limit=tb.PAGE_SIZE, offset=(page - 1) * tb.PAGE_SIZE)
+            rows, total, _ = current_listing(session, self.rt.corpus, status=tb.LISTS[which], limit=tb.PAGE_SIZE,
+                                             offset=(page - 1) * tb.PAGE_SIZE)
+            return rows, total
 
     def author(self, user_id: str) -> Author:
         """The Slack user as a commit author, with their display name."""

@@ -1,0 +1,186 @@
+"""Scale: every corpus command, a full eval run and the near-duplicate check on a corpus of N cases (default 20,000).
+
+Builds a committed corpus of N promoted cases (one short conversation and one `contains` expectation each), then
+times each command as its own process (wall time and peak RSS of the child) against the issue-19 targets:
+
+    corpus list            <= 0.3 s (from the index)
+    corpus validate        <= 3 s
+    corpus reindex         <= 3 s full; <= 0.3 s when nothing changed
+    corpus show ID         <= 0.3 s
+    eval run               <= 8 s and <= 200 MB (fake model at 10 ms a call, concurrency 50; ideal N x 10 ms / 50)
+    near-duplicate check   <= 50 ms per capture, cache ready within 2 s of a worker's start
+
+Run: `uv run python benchmarks/scale.py [--cases 20000] [--skip-eval]`. Not part of `uv run pytest`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import multiprocessing as mp
+import os
+import random
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WORDS = ("refund order tent return window policy shipping invoice account password reset delivery warranty "
+         "size colour exchange store hours discount code coupon stock backorder tracking label damaged item").split()
+
+
+def fake_side(conn: Connection, latency: float) -> None:
+    """The fake Anthropic process: serve until told to stop."""
+    from tests.fakes.anthropic import FakeAnthropic
+
+    with FakeAnthropic(latency=latency, record=False) as fake:
+        conn.send(fake.base_url)
+        conn.recv()
+
+
+def git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@evalbot.invalid", *args],
+                   cwd=folder, check=True, capture_output=True)
+
+
+def sentence(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "."
+
+
+def build_corpus(folder: Path, cases: int, *, seed: int = 7) -> list[str]:
+    """Write `cases` promoted case files and commit them; returns their ids."""
+    from bot.corpus.casefile import dump_case
+    from bot.corpus.schema import Case
+
+    rng = random.Random(seed)
+    (folder / "cases").mkdir(parents=True)
+    (folder / "candidates").mkdir()
+    (folder / "prompts").mkdir()
+    (folder / "prompts" / "system.md").write_text("You are a helpful support assistant.\n", encoding="utf-8")
+    (folder / "evalbot.toml").write_text(
+        '[target]\nkind = "anthropic"\nmodel = "claude-haiku-4-5"\nsystem_prompt = "prompts/system.md"\n'
+        'max_tokens = 64\n\n[judge]\nmodel = "claude-sonnet-4-6"\n\n[run]\ntrials = 1\nconcurrency = 50\n',
+        encoding="utf-8")
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+    ids: list[str] = []
+    seen: set[str] = set()
+    while len(ids) < cases:
+        case_id = "".join(rng.choice(alphabet) for _ in range(8))
+        if case_id in seen:
+            continue
+        seen.add(case_id)
+        n = len(ids)
+        flagged = start + timedelta(minutes=n)
+        case = Case.model_validate({
+            "id": case_id, "title": sentence(rng, 5), "status": "promoted", "tags": [rng.choice(WORDS)],
+            "source": {"kind": "slack", "channel": "C0SCALE", "ts": f"{1767225600 + n}.000100",
+                       "flagged_by": ["U0FLAGGER"], "flagged_at": flagged},
+            "conversation": [{"role": "user", "content": sentence(rng, 14)},
+                             {"role": "assistant", "content": sentence(rng, 20)}],
+            "expect": [{"contains": "ok"}],
+            "promoted_by": "U0LEAD", "promoted_at": flagged + timedelta(hours=1),
+        })
+        (folder / "cases" / f"{case_id}.yaml").write_text(dump_case(case), encoding="utf-8")
+        ids.append(case_id)
+    git(folder, "init", "-q")
+    git(folder, "add", "-A")
+    git(folder, "commit", "-qm", f"{cases} cases")
+    return ids
+
+
+def timed(argv: list[str], env: dict[str, str], cwd: str, ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of one child process."""
+    started = time.perf_counter()
+    child = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode not in ok:
+        raise SystemExit(f"`{' '.join(argv[1:])}` exited {child.returncode}: {err.decode(errors='replace').strip()[-800:]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def near_duplicate_figures(corpus_dir: Path, ids: list[str], samples: int = 20) -> tuple[float, float]:
+    """(seconds to warm a fresh cache, median seconds per near-duplicate check) in a fresh process."""
+    code = f"""
+import statistics, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from bot.corpus.files import Corpus
+from bot.corpus import similarity
+corpus = Corpus({str(corpus_dir)!r})
+started = time.perf_counter()
+similarity.warm(corpus)
+warm = time.perf_counter() - started
+ids = {ids[:samples]!r}
+times = []
+for case_id in ids:
+    case = corpus.load(case_id, "promoted")
+    started = time.perf_counter()
+    similarity.near_duplicates(case, corpus)
+    times.append(time.perf_counter() - started)
+print(warm, statistics.median(times))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    warm, per_check = done.stdout.split()
+    return float(warm), float(per_check)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=20_000)
+    parser.add_argument("--latency", type=float, default=0.01)
+    parser.add_argument("--skip-eval", action="store_true")
+    args = parser.parse_args()
+
+    for folder in (ROOT / "bot", Path(sysconfig.get_paths()["purelib"])):
+        compileall.compile_dir(folder, quiet=1, workers=0)
+    evalbot = str(Path(sys.executable).parent / "evalbot")
+    rows: list[tuple[str, float, float, str]] = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus"
+        started = time.perf_counter()
+        ids = build_corpus(corpus, args.cases)
+        print(f"built and committed {args.cases} cases in {time.perf_counter() - started:.1f} s")
+        parent, child = mp.Pipe()
+        fake = mp.Process(target=fake_side, args=(child, args.latency), daemon=True)
+        fake.start()
+        base_url = parent.recv()
+        env = {**os.environ, "EVALBOT_CORPUS_DIR": str(corpus), "EVALBOT_DATABASE_URL": f"sqlite:///{tmp}/scale.db",
+               "ANTHROPIC_API_KEY": "sk-ant-bench", "ANTHROPIC_BASE_URL": base_url, "EVALBOT_LOG_LEVEL": "WARNING"}
+
+        def run(name: str, argv: list[str], target: str, ok: tuple[int, ...] = (0,)) -> None:
+            seconds, rss = timed([evalbot, *argv], env, tmp, ok)
+            rows.append((name, seconds, rss, target))
+
+        run("corpus reindex --full (first)", ["corpus", "reindex"], "<= 3 s")
+        run("corpus reindex (nothing changed)", ["corpus", "reindex"], "<= 0.3 s")
+        run("corpus list", ["corpus", "list"], "<= 0.3 s")
+        run("corpus show ID", ["corpus", "show", ids[len(ids) // 2]], "<= 0.3 s")
+        run("corpus validate", ["corpus", "validate"], "<= 3 s")
+        if not args.skip_eval:
+            ideal = args.cases * args.latency / 50
+            run(f"eval run (ideal {ideal:.1f} s)", ["eval", "run", "--concurrency", "50"], "<= 8 s, <= 200 MB", ok=(0, 1))
+        warm, per_check = near_duplicate_figures(corpus, ids)
+        parent.send("stop")
+        fake.join(5)
+
+    print(f"scale: {args.cases} cases, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    for name, seconds, rss, target in rows:
+        print(f"  {name:<36} {seconds:7.2f} s  {rss:6.0f} MB   target {target}")
+    print(f"  {'near-duplicate cache warm':<36} {warm:7.2f} s             target <= 2 s")
+    print(f"  {'near-duplicate check per capture':<36} {per_check * 1000:7.1f} ms            target <= 50 ms")
+
+
+if __name__ == "__main__":
+    main()

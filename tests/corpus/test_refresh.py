@@ -1,0 +1,165 @@
+"""The case index follows the files: parsed again only where git says something changed, rebuilt when it must."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.corpus import bulk
+from bot.corpus import index as caseindex
+from bot.corpus import refresh as refreshing
+from bot.corpus.files import Corpus
+from bot.corpus.refresh import case_file, refresh
+from bot.store.tables import CaseIndex, IndexState, get_engine, migrate, session_scope
+
+EXAMPLE_CASES = 7
+
+
+def git(folder: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = get_engine(db_url)
+    migrate(engine)
+    return engine
+
+
+def run_refresh(engine, corpus: Corpus, **kwargs) -> refreshing.Refreshed:
+    with session_scope(engine) as session:
+        return refresh(session, corpus, **kwargs)
+
+
+def rows(engine) -> dict[str, CaseIndex]:
+    with session_scope(engine) as session:
+        return {row.id: row for row in session.exec(select(CaseIndex)).all()}
+
+
+def retitle(path: Path, title: str) -> None:
+    text = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(f"title: {title}\n" if line.startswith("title:") else line for line in text), encoding="utf-8")
+
+
+def test_first_refresh_is_full_then_nothing_is_parsed(engine, corpus_dir):
+    corpus = Corpus(corpus_dir)
+    first = run_refresh(engine, corpus)
+    assert (first.mode, first.parsed, first.indexed, first.problems) == ("full", EXAMPLE_CASES, EXAMPLE_CASES, [])
+    again = run_refresh(engine, corpus)
+    assert (again.mode, again.parsed, again.indexed) == ("unchanged", 0, EXAMPLE_CASES)
+    with session_scope(engine) as session:
+        state = session.get(IndexState, str(corpus.root))
+    assert state is not None and state.commit == git(corpus_dir, "rev-parse", "HEAD").strip()
+
+
+def test_commits_since_the_index_are_read_and_only_they(engine, corpus_dir, monkeypatch):
+    corpus = Corpus(corpus_dir)
+    run_refresh(engine, corpus)
+    retitle(corpus_dir / "cases" / "tne841s8.yaml", "A new title")
+    git(corpus_dir, "rm", "-q", "cases/2tj51dm1.yaml")
+    git(corpus_dir, "mv", "candidates/qa31qo8q.yaml", "cases/qa31qo8q.yaml")
+    moved = corpus_dir / "cases" / "qa31qo8q.yaml"
+    moved.write_text(moved.read_text(encoding="utf-8").replace("status: candidate", "status: promoted")
+                     + "expect:\n- contains: sorry\n", encoding="utf-8")
+    git(corpus_dir, "add", "-A")
+    git(corpus_dir, "commit", "-qm", "three changes")
+    read: list[str] = []
+    original = refreshing._parse_chunk
+
+    def counting(root, items):
+        read.extend(case_id for case_id, _ in items)
+        return original(root, items)
+
+    monkeypatch.setattr(refreshing, "_parse_chunk", counting)
+    done = run_refresh(engine, corpus)
+    assert done.mode == "incremental"
+    assert sorted(read) == ["qa31qo8q", "tne841s8"]  # the removed one needs no reading
+    index = rows(engine)
+    assert "2tj51dm1" not in index and len(index) == EXAMPLE_CASES - 1
+    assert index["tne841s8"].title == "A new title"
+    assert index["qa31qo8q"].status == "promoted"
+
+
+def test_uncommitted_files_count_and_a_revert_is_noticed(engine, corpus_dir):
+    corpus = Corpus(corpus_dir)
+    run_refresh(engine, corpus)
+    path = corpus_dir / "cases" / "tne841s8.yaml"
+    retitle(path, "Edited, not committed")
+    shutil.copy(corpus_dir / "cases" / "1breqg51.yaml", corpus_dir / "cases" / "zzzz0000.yaml")
+    copy = corpus_dir / "cases" / "zzzz0000.yaml"
+    copy.write_text(copy.read_text(encoding="utf-8").replace("id: 1breqg51", "id: zzzz0000"), encoding="utf-8")
+    run_refresh(engine, corpus)
+    assert rows(engine)["tne841s8"].title == "Edited, not committed"
+    assert "zzzz0000" in rows(engine)
+    git(corpus_dir, "checkout", "--", "cases/tne841s8.yaml")
+    copy.unlink()
+    done = run_refresh(engine, corpus)
+    assert done.mode == "incremental"  # the files that were dirty last time are read again
+    assert rows(engine)["tne841s8"].title != "Edited, not committed"
+    assert "zzzz0000" not in rows(engine)
+
+
+def test_an_invalid_file_is_reported_until_it_is_fixed(engine, corpus_dir):
+    corpus = Corpus(corpus_dir)
+    run_refresh(engine, corpus)
+    path = corpus_dir / "cases" / "tne841s8.yaml"
+    good = path.read_text(encoding="utf-8")
+    path.write_text("id: [unclosed\n", encoding="utf-8")
+    git(corpus_dir, "commit", "-qam", "broken")
+    broken = run_refresh(engine, corpus)
+    assert len(broken.problems) == 1 and "tne841s8.yaml" in broken.problems[0]
+    assert "tne841s8" not in rows(engine)
+    assert run_refresh(engine, corpus).problems == broken.problems  # still reported, not parsed again
+    path.write_text(good, encoding="utf-8")
+    git(corpus_dir, "commit", "-qam", "fixed")
+    assert run_refresh(engine, corpus).problems == []
+    assert "tne841s8" in rows(engine)
+
+
+def test_an_unknown_indexed_commit_rebuilds_in_full(engine, corpus_dir):
+    corpus = Corpus(corpus_dir)
+    run_refresh(engine, corpus)
+    with session_scope(engine) as session:
+        state = session.get(IndexState, str(corpus.root))
+        assert state is not None
+        state.commit = "0" * 40  # e.g. history rewritten by a force-push
+        session.add(state)
+    assert run_refresh(engine, corpus).mode == "full"
+    assert run_refresh(engine, corpus, full=True).mode == "full"
+    assert len(rows(engine)) == EXAMPLE_CASES
+
+
+def test_a_corpus_outside_git_is_indexed_in_full(engine, corpus_dir, tmp_path):
+    plain = tmp_path / "plain"
+    shutil.copytree(corpus_dir, plain, ignore=shutil.ignore_patterns(".git"))
+    corpus = Corpus(plain)
+    assert run_refresh(engine, corpus).mode == "full"
+    assert run_refresh(engine, corpus).mode == "full"
+    assert not (plain / ".git").exists()  # reading the index never initialises a repository
+
+
+def test_many_files_are_parsed_in_worker_processes(engine, corpus_dir, monkeypatch):
+    monkeypatch.setattr(bulk, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(bulk, "CHUNK", 3)
+    (corpus_dir / "cases" / "bad00000.yaml").write_text("id: bad00000\n", encoding="utf-8")
+    done = run_refresh(engine, Corpus(corpus_dir), full=True)
+    assert (done.indexed, len(done.problems)) == (EXAMPLE_CASES, 1)
+    with session_scope(engine) as session:
+        listed, total = caseindex.listing(session, status="promoted", limit=3)
+    assert total == 6 and listed[0].id == "tne841s8"
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("cases/abcd1234.yaml", ("abcd1234", "promoted")),
+    ("candidates/abcd1234.yaml", ("abcd1234", "candidate")),
+    ("cases/.abcd1234.yaml.tmp", None),
+    ("cases/sub/abcd1234.yaml", None),
+    ("prompts/system.md", None),
+    ("cases/abcd1234.yml", None),
+])
+def test_case_file_names(path, expected):
+    assert case_file(path) == expected

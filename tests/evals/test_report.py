@@ -1,0 +1,59 @@
+"""The text report stays readable at any corpus size; the JSON report carries every case."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from bot.evals.compare import CaseStatus, Comparison, RunSummary
+from bot.evals.render.report import PAGE, comparison_json, format_comparison
+
+
+def summary(run_id: int, *, cases: int, passed: int) -> RunSummary:
+    return RunSummary(
+        id=run_id, status="finished", trigger="cli", mode="sync", started_at=datetime(2026, 5, 1, tzinfo=timezone.utc),
+        finished_at=None, corpus_commit="abc1234", config_fingerprint="f00", target="python:t", judge_model=None,
+        trials=1, cases_total=cases, passed=passed, failed=cases - passed, errored=0, flaky=0, input_tokens=0,
+        output_tokens=0, cost_usd=0.0, cost_note=None, latency_p50_ms=None, latency_p95_ms=None, error=None,
+    )
+
+
+def status(n: int, value: str, *, before: str | None) -> CaseStatus:
+    return CaseStatus(case_id=f"case{n:04d}", title=f"Case {n}", status=value, pass_rate=1.0 if value == "pass" else 0.0,
+                      flaky=False, trials=1, failure=None if value == "pass" else "contains: expected 'ok'",
+                      permalink=None, baseline_status=before, baseline_pass_rate=None)
+
+
+def first_run(passing: int, failing: int) -> Comparison:
+    cases = [status(n, "pass", before=None) for n in range(passing)]
+    cases += [status(passing + n, "fail", before=None) for n in range(failing)]
+    return Comparison(run=summary(1, cases=len(cases), passed=passing), baseline=None, cases=cases, regressions=[],
+                      fixes=[], new=cases, removed=[], still_failing=[c for c in cases if c.status == "fail"],
+                      errors=[], flaky=[])
+
+
+def test_a_large_first_run_counts_passing_cases_and_pages_failures():
+    text = format_comparison(first_run(5000, 300))
+    assert "New cases that pass: 5000" in text
+    assert "New cases that do not pass (of 5300 new): 300" in text
+    assert text.count("  … and 280 more (--all shows every case)") == 2  # new failures and still failing
+    assert "case0000" not in text  # a passing new case is counted, not listed
+    assert len(text.splitlines()) < 120
+
+
+def test_all_lists_every_case():
+    text = format_comparison(first_run(10, 300), page=None)
+    assert "more (--all" not in text
+    assert text.count("  case") == 600  # each failing case in both of its sections
+
+
+def test_a_small_run_is_shown_whole():
+    text = format_comparison(first_run(3, PAGE))
+    assert "more (--all" not in text and "case0003  fail" in text
+
+
+def test_json_carries_every_case_and_the_rates():
+    data = json.loads(comparison_json(first_run(40, 10)))
+    assert len(data["cases"]) == 50 and len(data["still_failing"]) == 10
+    assert data["run"]["pass_rate"] == 0.8 and data["baseline"] is None
+    assert data["run"]["started_at"].startswith("2026-05-01")
