@@ -20,7 +20,9 @@ EXAMPLE_CASES = 7
 
 
 def git(folder: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True).stdout
+    """git as a person editing the corpus by hand would run it (tests have no machine-wide identity)."""
+    identity = ["-c", "user.name=Hand Editor", "-c", "user.email=hand@example.com"]
+    return subprocess.run(["git", *identity, *args], cwd=folder, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture
