@@ -6,12 +6,13 @@ heuristic title.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
-import anthropic
-
 from bot.capture.candidate import Draft, Drafter
+from bot.core.errors import CallFailed, ConfigError
+from bot.core.llm import LLM, Completion, RetryPolicy
 from bot.core.settings import Settings
 from bot.corpus.schema import Turn
 
@@ -46,36 +47,38 @@ def _render(turns: list[Turn], note: str | None) -> str:
 
 
 def make_drafter(settings: Settings) -> Drafter | None:
-    """A drafter calling Claude, or None when no API key is configured."""
+    """A drafter calling Claude through the shared client (`bot.core.llm`), or None when no API key is configured.
+
+    The capture worker is synchronous, so each draft runs its own short event loop with its own client: one call
+    per capture, where reusing connections would save nothing worth a loop thread.
+    """
     if settings.anthropic_api_key is None:
         return None
-    client = anthropic.Anthropic(
-        api_key=settings.anthropic_api_key.get_secret_value(),
-        base_url=settings.anthropic_base_url,
-        timeout=TIMEOUT_S,
-        max_retries=1,
-    )
+
+    async def call(turns: list[Turn], note: str | None) -> Completion:
+        llm = LLM.from_settings(settings, policy=RetryPolicy(retries=1, base_delay=0.2), timeout=TIMEOUT_S,
+                                max_connections=2, needed_for="drafting")
+        try:
+            async with asyncio.timeout(TIMEOUT_S):  # the whole draft, retries included
+                return await llm.complete(
+                    purpose="draft", model=MODEL, max_tokens=300, system=_SYSTEM,
+                    messages=[{"role": "user", "content": _render(turns, note)}],
+                    tools=[_TOOL], tool_choice={"type": "tool", "name": _TOOL["name"]},
+                )
+        finally:
+            await llm.aclose()
 
     def draft(turns: list[Turn], note: str | None) -> Draft | None:
         started = time.monotonic()
         try:
-            message = client.messages.create(
-                model=MODEL,
-                max_tokens=300,
-                system=_SYSTEM,
-                messages=[{"role": "user", "content": _render(turns, note)}],
-                tools=[_TOOL],
-                tool_choice={"type": "tool", "name": _TOOL["name"]},
-            )
-        except anthropic.APIError as exc:
+            completion = asyncio.run(call(turns, note))
+        except (CallFailed, ConfigError, TimeoutError) as exc:
             log.warning("drafting failed after %.2fs: %s", time.monotonic() - started, exc.__class__.__name__)
             return None
-        log.info("drafted title in %.2fs (%d in / %d out tokens)", time.monotonic() - started,
-                 message.usage.input_tokens, message.usage.output_tokens)
-        for block in message.content:
-            if block.type == "tool_use" and isinstance(block.input, dict):
-                title = str(block.input.get("title") or "").strip()
-                rubric = str(block.input.get("rubric") or "").strip() or None
+        for block in completion.message.get("content") or []:
+            if isinstance(block, dict) and block.get("type") == "tool_use" and isinstance(block.get("input"), dict):
+                title = str(block["input"].get("title") or "").strip()
+                rubric = str(block["input"].get("rubric") or "").strip() or None
                 return Draft(title=title, rubric=rubric) if title else None
         return None
 
