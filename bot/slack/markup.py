@@ -1,9 +1,15 @@
-"""Slack message markup to plain text: mentions, links, channel refs and HTML entities (no Slack imports)."""
+"""Slack message markup to plain text: mentions, links, channel refs and HTML entities (no Slack imports).
+
+The other direction (user text into mrkdwn: escaping, clipping, limits) is `bot.slack.blocks.kit`, whose
+`unescape` this uses, so the two stay exact inverses.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+
+from bot.slack.blocks.kit import unescape
 
 _TOKEN = re.compile(r"<([^<>\n]+)>")
 
@@ -29,9 +35,4 @@ def to_plain_text(text: str, *, user_name: Callable[[str], str]) -> str:
             return f"{label} ({target})"
         return target
 
-    return _unescape(_TOKEN.sub(replace, text))
-
-
-def _unescape(text: str) -> str:
-    # Slack escapes only these three; &amp; last so "&amp;lt;" becomes "&lt;" as the author typed it.
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return unescape(_TOKEN.sub(replace, text))
