@@ -71,11 +71,11 @@ class CaptureHarness:
             return Outcome(None, str(exc))
         return Outcome(result, None)
 
-    def run(self, thread: dict[str, Any]) -> tuple[Outcome, list[str]]:
-        """Load and flag one recorded thread; returns the outcome and every miss."""
+    def run(self, thread: dict[str, Any], *, exact: bool = False) -> tuple[Outcome, list[str]]:
+        """Load and flag one recorded thread; returns the outcome and every miss (see `misses`)."""
         channel = self.load(thread)
         outcome = self.flag(channel, thread["flag"], assistant_ids=frozenset(thread.get("assistant_ids") or ()))
-        return outcome, misses(thread, outcome)
+        return outcome, misses(thread, outcome, exact=exact)
 
 
 def plain(text: str) -> str:
@@ -83,8 +83,11 @@ def plain(text: str) -> str:
     return " ".join(_MARKS.sub("", text).split())
 
 
-def misses(thread: dict[str, Any], outcome: Outcome) -> list[str]:
-    """What was captured wrong, one line per expected message (empty when everything is right)."""
+def misses(thread: dict[str, Any], outcome: Outcome, *, exact: bool = False) -> list[str]:
+    """What was captured wrong, one line per expected message (empty when everything is right).
+
+    `contains` phrases are matched with Markdown style marks and spacing ignored (recorded phrases are plain
+    words), or with `exact` as written."""
     expect = thread["expect"]
     if thread["outcome"] == "refused":
         if outcome.result is not None:
@@ -103,7 +106,7 @@ def misses(thread: dict[str, Any], outcome: Outcome) -> list[str]:
             continue
         role = entry["role"]
         for phrase in entry.get("contains") or []:
-            if not any(t.role == role and plain(phrase) in plain(t.content) for t in turns):
+            if not any(t.role == role and (phrase in t.content if exact else plain(phrase) in plain(t.content)) for t in turns):
                 where = [t.role for t in turns if plain(phrase) in plain(t.content)]
                 found.append(f"{entry['ts']}: {phrase!r} not in a {role} turn" + (f" (it is in {where})" if where else ""))
     roles = _merged([e["role"] for e in expect if not e.get("skip")])
