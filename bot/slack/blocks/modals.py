@@ -147,8 +147,8 @@ def _expectation_inputs(fields: FormFields, *, suggested: bool) -> list[dict[str
 
 
 def _modal(callback_id: str, title: str, submit: str, origin: Origin, blocks: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"type": "modal", "callback_id": callback_id, "private_metadata": origin.dump(), "title": kit.view_title(title),
-            "submit": kit.view_title(submit), "close": kit.view_title("Cancel"), "blocks": kit.view_blocks(blocks)}
+    return {"type": "modal", "callback_id": callback_id, "private_metadata": origin.dump(), "title": _plain(title),
+            "submit": _plain(submit), "close": _plain("Cancel"), "blocks": blocks[:MAX_VIEW_BLOCKS]}
 
 
 def _title_and_tags(case: Case) -> list[dict[str, Any]]:
