@@ -1,7 +1,7 @@
 """Slack fidelity: every recorded real Slack message through the capture path, and what came out wrong.
 
 Reads `<repo>/../shared/peer-data/slack/` (threads.json: recorded threads with what each message must become;
-events.json: recorded event payloads). Each thread's messages go into a fake Slack (real sockets) exactly as
+events.json: recorded event payloads; users.json: the people, so mentions read as names). Each thread's messages go into a fake Slack (real sockets) exactly as
 recorded; the flagged message is captured with the real SlackThreadSource and `capture()`; each expected
 message counts as right when its phrases are in a turn of the right role (Markdown style marks ignored, as
 the reader writes styles as Markdown), its `absent` phrases nowhere, system messages left out (and a flag
@@ -70,6 +70,8 @@ def main() -> int:
         return 2
     threads = json.loads(threads_file.read_text())[: args.limit]
     events = json.loads(events_file.read_text()) if events_file.is_file() else []
+    users_file = args.data / "users.json"
+    users = json.loads(users_file.read_text()).get("users", []) if users_file.is_file() else []
 
     with tempfile.TemporaryDirectory() as tmp:
         gitconfig = Path(tmp) / "gitconfig"
@@ -81,6 +83,10 @@ def main() -> int:
         started = time.monotonic()
         total, wrong, misses = 0, 0, []
         with FakeSlack() as slack:
+            for user in users:  # the recorded workspace's people, so mentions read as their names
+                profile = user.get("profile") or {}
+                slack.add_user(user["id"], user.get("name") or user["id"], display_name=profile.get("display_name") or None,
+                               real_name=user.get("real_name") or None, is_bot=bool(user.get("is_bot")))
             harness = CaptureHarness(slack, Path(tmp))
             for thread in threads:
                 _, missed = harness.run(thread)
