@@ -4,7 +4,8 @@ Content is read from every place Slack puts it: `rich_text` blocks (styles as Ma
 `label (url)`, users/usergroups/broadcasts as @name, channels as #name, emoji as :name:, dates by their
 fallback, lists, quotes, preformatted), `section`/`header`/`context`/`markdown`/`image` blocks and section
 fields, button and option labels, legacy attachments (pretext, author, title, text, fields, footer; the
-fallback only when nothing else), and files. Link previews (unfurls) are left out: the link is in the text.
+fallback only when nothing else), and files. Link previews (unfurls) are left out: the link is in the text;
+a forwarded or linked Slack message shown as an attachment is kept.
 
 Which source wins: the blocks, when they carry at least what the `text` fallback does (apps post a short
 notification as `text` and the content as blocks); the `text` followed by the blocks when the text carries
@@ -280,6 +281,9 @@ def attachments_text(attachments: Iterable[Any], *, user_name: UserName) -> str:
 
 
 def _is_unfurl(attachment: dict[str, Any]) -> bool:
+    # A forwarded or linked Slack message (is_share / is_msg_unfurl) is conversation, not a page preview.
+    if attachment.get("is_share") or attachment.get("is_msg_unfurl"):
+        return False
     return bool(attachment.get("from_url") or attachment.get("original_url") or attachment.get("is_app_unfurl"))
 
 

@@ -105,9 +105,12 @@ def test_section_header_context_markdown_and_image_blocks():
          "see\n\npre\nT (https://t.example)\nbody\nk: v\nlone\nf"),
         ({"text": "<https://acme.example>", "attachments": [{"from_url": "https://acme.example", "title": "ACME", "text": "preview"}]},
          "https://acme.example"),
+        ({"text": "look", "attachments": [{"is_share": True, "is_msg_unfurl": True, "from_url": "https://acme.slack.com/archives/C1/p1",
+                                           "author_name": "Maria", "text": "it said 90 days", "footer": "Posted in #support"}]},
+         "look\n\nMaria\nit said 90 days\nPosted in #support"),
     ],
     ids=["blocks-over-short-fallback", "never-the-placeholder", "placeholder-alone", "text-carries-more",
-         "rich-text-same-words", "attachment-fallback", "attachment-parts", "unfurl-left-out"],
+         "rich-text-same-words", "attachment-fallback", "attachment-parts", "unfurl-left-out", "forwarded-message-kept"],
 )
 def test_which_source_wins(raw, expected):
     assert message_text({"type": "message", "ts": "1.1", **raw}, user_name=name) == expected
