@@ -54,19 +54,20 @@ _SPACE = re.compile(r"\s+")
 
 
 def read_message(raw: dict[str, Any], *, user_name: UserName) -> Message:
-    """A Slack message payload as capture's normalised `Message`."""
-    subtype = raw.get("subtype")
+    """A Slack message payload as capture's normalised `Message` (a malformed field is read as absent)."""
+    subtype = _str(raw.get("subtype")) or None
     if subtype == "message_changed" and isinstance(raw.get("message"), dict):
-        raw = {**raw["message"], "ts": raw["message"].get("ts") or (raw.get("previous_message") or {}).get("ts")}
-        subtype = raw.get("subtype")
-    profile_id = (raw.get("bot_profile") or {}).get("id")
-    ids = frozenset(i for i in (raw.get("user"), raw.get("bot_id"), profile_id) if i)
+        current = raw["message"]
+        raw = {**current, "ts": current.get("ts") or _dict(raw.get("previous_message")).get("ts")}
+        subtype = _str(raw.get("subtype")) or None
+    user, bot_id = _str(raw.get("user")) or None, _str(raw.get("bot_id")) or None
+    ids = frozenset(i for i in (user, bot_id, _str(_dict(raw.get("bot_profile")).get("id"))) if i)
     system = SYSTEM_SUBTYPES.get(subtype or "")
     deleted = subtype in DELETED_SUBTYPES
-    files = tuple(_file(f) for f in raw.get("files") or [] if isinstance(f, dict))
+    files = tuple(_file(f) for f in _list(raw.get("files")) if isinstance(f, dict))
     text = "" if system or deleted else message_text(raw, user_name=user_name)
-    return Message(ts=str(raw.get("ts", "")), text=text, thread_ts=raw.get("thread_ts"), author_ids=ids,
-                   user=raw.get("user"), bot_id=raw.get("bot_id"), is_bot=bool(raw.get("bot_id")) or subtype == "bot_message",
+    return Message(ts=_str(raw.get("ts")), text=text, thread_ts=_str(raw.get("thread_ts")) or None, author_ids=ids,
+                   user=user, bot_id=bot_id, is_bot=bool(bot_id) or subtype == "bot_message",
                    files=() if system or deleted else files, system=system, deleted=deleted)
 
 
@@ -86,16 +87,16 @@ def mention_note(event: dict[str, Any], *, bot_user_id: str | None) -> str | Non
 
 def message_text(raw: dict[str, Any], *, user_name: UserName) -> str:
     """The content of a message as text: blocks, `text` and attachments, as the module docstring says."""
-    text = raw.get("text") or ""
+    text = _str(raw.get("text"))
     fallback = "" if text.strip() == PLACEHOLDER else to_plain_text(text, user_name=user_name).strip()
-    from_blocks = blocks_text(raw.get("blocks") or [], user_name=user_name)
+    from_blocks = blocks_text(_list(raw.get("blocks")), user_name=user_name)
     if not from_blocks:
         body = fallback
     elif not fallback or _carries(from_blocks, fallback):
         body = from_blocks
     else:
         body = f"{fallback}\n\n{from_blocks}"
-    extra = attachments_text(raw.get("attachments") or [], user_name=user_name)
+    extra = attachments_text(_list(raw.get("attachments")), user_name=user_name)
     if extra and _words(extra) not in _words(body):
         body = f"{body}\n\n{extra}" if body else extra
     return body
@@ -123,20 +124,20 @@ def blocks_text(blocks: Iterable[Any], *, user_name: UserName) -> str:
 def _block(block: dict[str, Any], user_name: UserName) -> str:
     kind = block.get("type")
     if kind == "rich_text":
-        return _rich_blocks(block.get("elements") or [], user_name)
+        return _rich_blocks(_list(block.get("elements")), user_name)
     if kind == "section":
         lines = [_composition(block.get("text"), user_name)]
-        lines += [_composition(f, user_name) for f in block.get("fields") or []]
+        lines += [_composition(f, user_name) for f in _list(block.get("fields"))]
         lines.append(_element(block.get("accessory"), user_name))
         return "\n".join(line for line in lines if line)
     if kind == "header":
         return _composition(block.get("text"), user_name)
     if kind == "context":
-        return " ".join(p for p in (_element(e, user_name) for e in block.get("elements") or []) if p)
+        return " ".join(p for p in (_element(e, user_name) for e in _list(block.get("elements"))) if p)
     if kind == "markdown":
         return str(block.get("text") or "").strip()
     if kind == "actions":
-        return " ".join(p for p in (_element(e, user_name) for e in block.get("elements") or []) if p)
+        return " ".join(p for p in (_element(e, user_name) for e in _list(block.get("elements"))) if p)
     if kind in ("image", "video"):
         label = _composition(block.get("title"), user_name) or str(block.get("alt_text") or "")
         return f"[{kind}: {label}]" if label else ""
@@ -180,35 +181,35 @@ def _rich_blocks(elements: list[Any], user_name: UserName) -> str:
             continue
         kind = element.get("type")
         if kind == "rich_text_section":
-            out.append(_inline(element.get("elements") or [], user_name).rstrip("\n"))
+            out.append(_inline(_list(element.get("elements")), user_name).rstrip("\n"))
             numbers.clear()
         elif kind == "rich_text_list":
             out.append(_rich_list(element, numbers, user_name))
         elif kind == "rich_text_quote":
-            body = _inline(element.get("elements") or [], user_name).rstrip("\n")
+            body = _inline(_list(element.get("elements")), user_name).rstrip("\n")
             out.append("\n".join("> " + line for line in body.split("\n")))
             numbers.clear()
         elif kind == "rich_text_preformatted":
-            body = _inline(element.get("elements") or [], user_name, styled=False).strip("\n")
+            body = _inline(_list(element.get("elements")), user_name, styled=False).strip("\n")
             out.append(f"```\n{body}\n```")
             numbers.clear()
     return "\n".join(out).strip("\n")
 
 
 def _rich_list(element: dict[str, Any], numbers: dict[int, int], user_name: UserName) -> str:
-    indent = int(element.get("indent") or 0)
+    indent = min(_int(element.get("indent")), 10)
     ordered = element.get("style") == "ordered"
     for deeper in [level for level in numbers if level > indent]:
         del numbers[deeper]
     if "offset" in element:
-        numbers[indent] = int(element.get("offset") or 0)
+        numbers[indent] = _int(element.get("offset"))
     lines = []
-    for item in element.get("elements") or []:
+    for item in _list(element.get("elements")):
         if not isinstance(item, dict):
             continue
         numbers[indent] = numbers.get(indent, 0) + 1
         mark = f"{numbers[indent]}." if ordered else "-"
-        body = _inline(item.get("elements") or [], user_name).strip("\n").replace("\n", "\n" + "   " * (indent + 1))
+        body = _inline(_list(item.get("elements")), user_name).strip("\n").replace("\n", "\n" + "   " * (indent + 1))
         lines.append(f"{'   ' * indent}{mark} {body}")
     return "\n".join(lines)
 
@@ -296,12 +297,12 @@ def _attachment(attachment: dict[str, Any], user_name: UserName) -> str:
     if title and attachment.get("title_link"):
         title = f"{title} ({attachment['title_link']})"
     lines = [markup("pretext"), markup("author_name"), title, markup("text")]
-    for item in attachment.get("fields") or []:
+    for item in _list(attachment.get("fields")):
         if isinstance(item, dict):
             name = to_plain_text(str(item.get("title") or ""), user_name=user_name).strip()
             value = to_plain_text(str(item.get("value") or ""), user_name=user_name).strip()
             lines.append(f"{name}: {value}" if name and value else name or value)
-    lines.append(blocks_text(attachment.get("blocks") or [], user_name=user_name))
+    lines.append(blocks_text(_list(attachment.get("blocks")), user_name=user_name))
     lines.append(markup("footer"))
     body = "\n".join(line for line in lines if line)
     return body or markup("fallback")
@@ -309,5 +310,27 @@ def _attachment(attachment: dict[str, Any], user_name: UserName) -> str:
 
 def _file(file: dict[str, Any]) -> SharedFile:
     return SharedFile(name=str(file.get("name") or file.get("title") or "file"),
-                      url=file.get("url_private_download") or file.get("url_private"),
-                      size=int(file.get("size") or 0))
+                      url=_str(file.get("url_private_download")) or _str(file.get("url_private")) or None,
+                      size=_int(file.get("size")))
+
+
+def _str(value: Any) -> str:
+    """A text field, or "" when Slack sent none (numbers, such as a ts sent as a number, become text)."""
+    return value if isinstance(value, str) else str(value) if isinstance(value, int | float) and not isinstance(value, bool) else ""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    """A list Slack sends (blocks, elements, fields…); anything else (null, a malformed value) is empty."""
+    return value if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int:
+    """A count Slack sends as a number; anything else is 0 (a malformed payload must not lose the message)."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError, OverflowError):
+        return 0

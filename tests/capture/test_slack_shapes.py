@@ -1,6 +1,6 @@
 """Capture of every kind of message Slack sends, in Slack's own payload shapes, through the real capture path.
 
-Each entry of fixtures/slack_threads.json (blocks, rich text, attachments, files, unfurls, huddles, joins,
+Each entry of tests/fixtures/slack_threads.json (blocks, rich text, attachments, files, unfurls, huddles, joins,
 tombstones, broadcasts, every system subtype…) is stored in the fake Slack as is, flagged, and read back with
 the real SlackThreadSource over the Web API; what each message must become is written next to it (exactly:
 styles as Markdown, links as `label (url)`).
@@ -8,16 +8,13 @@ styles as Markdown, links as `label (url)`).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from bot.store.tables import get_engine, migrate
 from tests.fakes.slack import FakeSlack
-from tests.helpers.recorded import CaptureHarness
+from tests.helpers.recorded import CaptureHarness, shape_threads
 
-THREADS = json.loads((Path(__file__).parent / "fixtures" / "slack_threads.json").read_text())["threads"]
+THREADS = shape_threads()
 
 
 @pytest.fixture(scope="module")

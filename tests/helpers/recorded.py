@@ -1,7 +1,7 @@
 """Recorded-shape Slack threads through the real capture path, and checks of what came out.
 
 A thread is `{"id", "channel", "flag", "outcome": "captured"|"refused", "assistant_ids", "messages", "expect"}`
-(the shape of ../shared/peer-data/slack/threads.json); each expect entry names a message by `ts` and either
+(the shape of ../shared/peer-data/slack/threads.json, and of the project's own tests/fixtures/slack_threads.json); each expect entry names a message by `ts` and either
 `skip: true` (left out) or a `role` and phrases it `contains`, plus phrases that must be `absent`.
 `CaptureHarness` stores the messages in a fake Slack, captures with the real SlackThreadSource and WebClient,
 and `misses` lists what was captured wrong. Used by tests/capture and benchmarks/slack_fidelity.py.
@@ -9,6 +9,7 @@ and `misses` lists what was captured wrong. Used by tests/capture and benchmarks
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from bot.store.tables import make_engine, migrate
 from tests.fakes.slack import BOT_ID, BOT_USER_ID, FakeSlack
 
 FLAGGER = "U0FLAGGER"
+SHAPES = Path(__file__).resolve().parent.parent / "fixtures" / "slack_threads.json"
 _MARKS = re.compile(r"\*\*|~~|[*_~`]")
 
 
@@ -76,6 +78,11 @@ class CaptureHarness:
         channel = self.load(thread)
         outcome = self.flag(channel, thread["flag"], assistant_ids=frozenset(thread.get("assistant_ids") or ()))
         return outcome, misses(thread, outcome, exact=exact)
+
+
+def shape_threads() -> list[dict[str, Any]]:
+    """The project's own threads in Slack's payload shapes (tests/fixtures/slack_threads.json)."""
+    return list(json.loads(SHAPES.read_text())["threads"])
 
 
 def plain(text: str) -> str:

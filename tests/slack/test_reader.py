@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from bot.slack.reader import PLACEHOLDER, SYSTEM_SUBTYPES, mention_note, message_text, read_message
+from tests.helpers.recorded import shape_threads
 
 NAMES = {"U0LEAD001": "Lead", "U0MARIA01": "Maria"}
 
@@ -163,3 +166,29 @@ def test_authors_files_and_the_edited_envelope():
 )
 def test_the_mention_note_is_the_content_without_the_bot(event, expected):
     assert mention_note({"type": "app_mention", "ts": "1.1", "user": "U0MARIA01", **event}, bot_user_id="UEVALBOT") == expected
+
+
+JUNK = [None, 0, -3, 2.5, True, "", "x", "<@U1>", [], [None], {}, {"type": 7}, {"type": "text"}, [{"type": "rich_text_list", "indent": "deep"}]]
+
+
+def mutate(node, rng: random.Random):
+    """A copy of `node` with some values replaced by junk of the wrong type or shape."""
+    if isinstance(node, dict):
+        return {k: (rng.choice(JUNK) if rng.random() < 0.15 else mutate(v, rng)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [rng.choice(JUNK) if rng.random() < 0.15 else mutate(v, rng) for v in node]
+    return node
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_malformed_payloads_never_stop_the_reader(seed):
+    """Property: any field of any message shape replaced by junk is read as absent, never raises."""
+    rng = random.Random(seed)
+    threads = shape_threads()
+    for _ in range(20):
+        for thread in threads:
+            for raw in thread["messages"]:
+                broken = mutate(raw, rng)
+                message = read_message(broken, user_name=name)
+                assert isinstance(message.text, str) and all(isinstance(f.name, str) for f in message.files)
+                assert mention_note(broken, bot_user_id="UEVALBOT") is None or isinstance(mention_note(broken, bot_user_id="UEVALBOT"), str)
