@@ -34,7 +34,8 @@ ROUNDS = 12
 
 def random_case(rng: random.Random, *, status: str | None = None) -> Case:
     status = status or rng.choice(["candidate", "promoted"])
-    turns = [{"role": rng.choice(["user", "assistant"]), "content": hostile_text(rng)} for _ in range(rng.randint(1, 12))]
+    turns = [{"role": rng.choice(["user", "assistant"]), "content": hostile_text(rng, longest=rng.choice([300, 40_000]))}
+             for _ in range(rng.choice([1, 5, 60]))]
     turns.append({"role": "assistant", "content": hostile_text(rng)})
     kinds = [{"rubric": hostile_text(rng, nonempty=True)}, {"contains": hostile_text(rng, longest=300, nonempty=True)},
              {"not_contains": hostile_text(rng, longest=300, nonempty=True)},
@@ -160,3 +161,24 @@ def test_a_failure_reason_is_cut_after_escaping():
     message = db.failure_message("&" * 40_000 + "<>" * 100)
     assert_message_ok(message.blocks, message.text)
     assert message.blocks[0]["text"]["text"].endswith("&amp;…")
+
+
+def test_cutting_a_message_to_50_blocks_keeps_its_buttons():
+    blocks = [kit.section(f"line {i}") for i in range(70)] + [kit.actions("b", [kit.button("Go", "go", "1")])]
+    cut = kit.message_blocks(blocks)
+    assert len(cut) == 50 and cut[-1]["type"] == "actions" and cut[-2]["text"]["text"] == "line 48"
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("abcdef", 6, "abcdef"),
+        ("abcdef", 4, "abc…"),
+        ("😀😀😀", 4, "😀…"),  # an astral emoji is 2 UTF-16 units and is never split
+        ("a &amp; b", 6, "a…"),  # never half an entity
+        ("  spaced   out  ", 20, "spaced out"),
+    ],
+)
+def test_clip_counts_utf16_units_and_never_splits_a_character_or_an_entity(text, limit, expected):
+    assert kit.clip(text, limit, one_line=text.startswith(" ")) == expected
+    assert slack_len(kit.clip(text, limit)) <= limit

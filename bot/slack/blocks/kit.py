@@ -141,13 +141,21 @@ def quote(text: str, limit: int = SECTION_TEXT, *, prefix: str = "") -> str:
 
 
 def message_blocks(blocks: Sequence[Block]) -> list[Block]:
-    """At most the 50 blocks a message may carry."""
-    return list(blocks)[:MESSAGE_BLOCKS]
+    """At most the 50 blocks a message may carry; a closing actions block (the buttons) is kept."""
+    return _fit_blocks(list(blocks), MESSAGE_BLOCKS)
+
+
+def _fit_blocks(blocks: list[Block], limit: int) -> list[Block]:
+    if len(blocks) <= limit:
+        return blocks
+    if blocks[-1].get("type") == "actions":
+        return blocks[: limit - 1] + blocks[-1:]
+    return blocks[:limit]
 
 
 def view_blocks(blocks: Sequence[Block]) -> list[Block]:
     """At most the 100 blocks a view may carry."""
-    return list(blocks)[:VIEW_BLOCKS]
+    return _fit_blocks(list(blocks), VIEW_BLOCKS)
 
 
 def view_title(text: str) -> Block:

@@ -147,7 +147,8 @@ def _quote(text: str, prefix: str) -> str:
 
 
 def conversation_blocks(case: Case, *, turns: int = PREVIEW_TURNS) -> Blocks:
-    """The last `turns` turns, the flagged reply marked."""
+    """The last `turns` turns (at most what a message holds), the flagged reply marked."""
+    turns = max(1, min(turns, MAX_MESSAGE_BLOCKS - 1))
     flagged = case.flagged_index
     start = max(0, len(case.conversation) - turns)
     head = f"*Conversation* ({plural(len(case.conversation), 'turn')}" + (f", last {turns} shown)" if start else ")")
