@@ -1,6 +1,7 @@
 """The one reader of Slack messages: any message payload (history, event, shortcut) to a normalised `Message`.
 
-Content is read from every place Slack puts it: `rich_text` blocks (styles as Markdown, links as
+Everything is written as Markdown: rich text styles, and Slack mrkdwn (`*b*` `_i_` `~s~` become `**b**` `*i*`
+`~~s~~`) in `text`, sections and attachments. Content is read from every place Slack puts it: `rich_text` blocks (links as
 `label (url)`, users/usergroups/broadcasts as @name, channels as #name, emoji as :name:, dates by their
 fallback, lists, quotes, preformatted), `section`/`header`/`context`/`markdown`/`image` blocks and section
 fields, button and option labels, legacy attachments (pretext, author, title, text, fields, footer; the
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.capture.message import Message, SharedFile
-from bot.slack.markup import to_plain_text
+from bot.slack.markup import to_markdown
 
 UserName = Callable[[str], str]
 
@@ -88,7 +89,7 @@ def mention_note(event: dict[str, Any], *, bot_user_id: str | None) -> str | Non
 def message_text(raw: dict[str, Any], *, user_name: UserName) -> str:
     """The content of a message as text: blocks, `text` and attachments, as the module docstring says."""
     text = _str(raw.get("text"))
-    fallback = "" if text.strip() == PLACEHOLDER else to_plain_text(text, user_name=user_name).strip()
+    fallback = "" if text.strip() == PLACEHOLDER else to_markdown(text, user_name=user_name).strip()
     from_blocks = blocks_text(_list(raw.get("blocks")), user_name=user_name)
     if not from_blocks:
         body = fallback
@@ -147,11 +148,11 @@ def _block(block: dict[str, Any], user_name: UserName) -> str:
 
 
 def _composition(obj: Any, user_name: UserName) -> str:
-    """A text object: mrkdwn is Slack markup (normalised), plain_text is literal."""
+    """A text object: mrkdwn is Slack markup (as Markdown), plain_text is literal."""
     if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
         return ""
     if obj.get("type") == "mrkdwn":
-        return to_plain_text(obj["text"], user_name=user_name).strip()
+        return to_markdown(obj["text"], user_name=user_name).strip()
     return obj["text"].strip()
 
 
@@ -291,7 +292,7 @@ def _is_unfurl(attachment: dict[str, Any]) -> bool:
 def _attachment(attachment: dict[str, Any], user_name: UserName) -> str:
     def markup(key: str) -> str:
         value = attachment.get(key)
-        return to_plain_text(value, user_name=user_name).strip() if isinstance(value, str) else ""
+        return to_markdown(value, user_name=user_name).strip() if isinstance(value, str) else ""
 
     title = markup("title")
     if title and attachment.get("title_link"):
@@ -299,8 +300,8 @@ def _attachment(attachment: dict[str, Any], user_name: UserName) -> str:
     lines = [markup("pretext"), markup("author_name"), title, markup("text")]
     for item in _list(attachment.get("fields")):
         if isinstance(item, dict):
-            name = to_plain_text(str(item.get("title") or ""), user_name=user_name).strip()
-            value = to_plain_text(str(item.get("value") or ""), user_name=user_name).strip()
+            name = to_markdown(str(item.get("title") or ""), user_name=user_name).strip()
+            value = to_markdown(str(item.get("value") or ""), user_name=user_name).strip()
             lines.append(f"{name}: {value}" if name and value else name or value)
     lines.append(blocks_text(_list(attachment.get("blocks")), user_name=user_name))
     lines.append(markup("footer"))

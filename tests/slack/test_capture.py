@@ -321,7 +321,7 @@ def test_an_ai_reply_posted_as_blocks_is_captured_from_its_blocks(bot, slack):
     case = bot.runtime.corpus.get(slack_case_id(CHANNEL, reply))
     assert [(t.role, t.content) for t in case.conversation] == [
         ("user", "Can I return a used stove?"),
-        ("assistant", "Yes, *within 90 days*, no questions asked.\nclaude-sonnet-4-6 · $0.01")]
+        ("assistant", "Yes, **within 90 days**, no questions asked.\nclaude-sonnet-4-6 · $0.01")]
 
 
 def test_flagging_a_system_message_says_it_is_one(bot, slack):

@@ -87,7 +87,7 @@ def test_section_header_context_markdown_and_image_blocks():
         {"type": "divider"},
     ]}
     assert read_message(message, user_name=name).text == (
-        "Refunds\nAsk @Lead & see this (https://acme.example)\n*Days*\n30\n1 < 2\n[Open]\nby bot [image: logo]\n**done**\n[image: a chart]")
+        "Refunds\nAsk @Lead & see this (https://acme.example)\n**Days**\n30\n1 < 2\n[Open]\nby bot [image: logo]\n**done**\n[image: a chart]")
 
 
 @pytest.mark.parametrize(
