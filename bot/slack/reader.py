@@ -80,6 +80,9 @@ def mention_note(event: dict[str, Any], *, bot_user_id: str | None) -> str | Non
     def name(user_id: str) -> str:
         return bot if user_id == bot_user_id else f"{left}{user_id}{right}"
 
+    if bot_user_id and isinstance(event.get("text"), str):
+        # A labelled mention (<@U…|evalbot>) is shown by its label; drop the label so the bot's own is removed.
+        event = {**event, "text": re.sub(rf"<@{re.escape(bot_user_id)}\|[^>]*>", f"<@{bot_user_id}>", event["text"])}
     text = message_text(event, user_name=name)
     text = text.replace(f"@{bot} ", "").replace(f"@{bot}", "").replace(f"@{left}", "<@").replace(right, ">")
     note = text.strip()

@@ -155,6 +155,7 @@ def test_authors_files_and_the_edited_envelope():
     [
         ({"text": "<@UEVALBOT> policy is 30 days"}, "policy is 30 days"),
         ({"text": "<@UEVALBOT>"}, None),
+        ({"text": "<@UEVALBOT|evalbot> labelled"}, "labelled"),
         ({"text": "<@UEVALBOT> ask <@U0LEAD001>"}, "ask <@U0LEAD001>"),
         ({"text": PLACEHOLDER, "blocks": [{"type": "section", "text": {"type": "plain_text", "text": "Wrong window."}},
                                           {"type": "context", "elements": [{"type": "mrkdwn", "text": "<@UEVALBOT> it is 30"}]}]},
@@ -162,7 +163,7 @@ def test_authors_files_and_the_edited_envelope():
         ({"text": "<@UEVALBOT> fallback", "blocks": [{"type": "rich_text", "elements": [section(
             {"type": "user", "user_id": "UEVALBOT"}, text(" the "), text("real", bold=True), text(" note"))]}]}, "the **real** note"),
     ],
-    ids=["text", "mention-only", "other-people-kept", "from-blocks-not-placeholder", "rich-text"],
+    ids=["text", "mention-only", "labelled-mention", "other-people-kept", "from-blocks-not-placeholder", "rich-text"],
 )
 def test_the_mention_note_is_the_content_without_the_bot(event, expected):
     assert mention_note({"type": "app_mention", "ts": "1.1", "user": "U0MARIA01", **event}, bot_user_id="UEVALBOT") == expected
