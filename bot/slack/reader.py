@@ -65,7 +65,8 @@ def read_message(raw: dict[str, Any], *, user_name: UserName) -> Message:
     ids = frozenset(i for i in (user, bot_id, _str(_dict(raw.get("bot_profile")).get("id"))) if i)
     system = SYSTEM_SUBTYPES.get(subtype or "")
     deleted = subtype in DELETED_SUBTYPES
-    files = tuple(_file(f) for f in _list(raw.get("files")) if isinstance(f, dict))
+    # A deleted file stays in the message as {"mode": "tombstone"}: nothing was shared any more.
+    files = tuple(_file(f) for f in _list(raw.get("files")) if isinstance(f, dict) and f.get("mode") != "tombstone")
     text = "" if system or deleted else message_text(raw, user_name=user_name)
     return Message(ts=_str(raw.get("ts")), text=text, thread_ts=_str(raw.get("thread_ts")) or None, author_ids=ids,
                    user=user, bot_id=bot_id, is_bot=bool(bot_id) or subtype == "bot_message",

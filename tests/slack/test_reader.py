@@ -142,7 +142,8 @@ def test_content_subtypes_are_conversation(subtype):
 def test_authors_files_and_the_edited_envelope():
     raw = {"type": "message", "subtype": "message_changed", "ts": "9.9", "previous_message": {"ts": "1.1", "text": "old"},
            "message": {"type": "message", "text": "new", "user": "U0BOTUSER", "bot_id": "B1", "bot_profile": {"id": "B1"},
-                       "files": [{"name": "a.json", "url_private": "https://f.example/a", "size": 12}, {"title": "untitled"}]}}
+                       "files": [{"name": "a.json", "url_private": "https://f.example/a", "size": 12}, {"title": "untitled"},
+                                 {"id": "F0GONE", "mode": "tombstone"}]}}
     message = read_message(raw, user_name=name)
     assert (message.ts, message.text, message.is_bot) == ("1.1", "new", True)
     assert message.author_ids == {"U0BOTUSER", "B1"}
