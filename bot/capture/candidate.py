@@ -1,6 +1,7 @@
 """Capture: a flagged Slack message becomes a candidate case (or one more flag on an existing case).
 
-Slack-free: the edge hands over a `FlagRequest` and a `ThreadSource` that fetches messages; this module finds
+Slack-free: the edge hands over a `FlagRequest` and a `ThreadSource` that fetches normalised messages
+(`bot.capture.message.Message`: content as text, system messages marked); this module finds
 the flagged message's thread, builds the conversation up to the flagged message, redacts secrets, drafts a
 title, and writes the candidate in one commit authored by the flagger. Redelivered and repeated flags of the
 same message never make a second case or commit; a flag on a rejected message raises AlreadyRejectedError.
@@ -11,12 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot.capture.message import Message, SharedFile
 from bot.capture.transcripts import merge_turns, parse_messages_file, parse_pasted
 from bot.core.clock import utcnow
 from bot.core.errors import AlreadyRejectedError, CaptureError
@@ -27,18 +29,12 @@ from bot.corpus.gitrepo import Author
 from bot.corpus.ids import slack_case_id
 from bot.corpus.schema import Case, Turn
 from bot.corpus.similarity import NearDuplicate, near_duplicates
-from bot.slack.markup import to_plain_text
 from bot.store.tables import CaptureReply, Flag, Rejection, session_scope
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 5_000_000
 TITLE_CHARS = 90
-# Message subtypes that carry no conversation content.
-_SKIPPED_SUBTYPES = {
-    "message_deleted", "tombstone", "channel_join", "channel_leave", "channel_topic", "channel_purpose",
-    "channel_name", "pinned_item", "unpinned_item", "group_join", "group_leave", "reminder_add",
-}
 
 
 class ThreadSource(Protocol):
@@ -47,11 +43,11 @@ class ThreadSource(Protocol):
     bot_user_id: str | None
     bot_id: str | None
 
-    def message(self, channel: str, ts: str) -> dict[str, Any] | None: ...
-    def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]: ...
+    def message(self, channel: str, ts: str) -> Message | None: ...
+    def thread(self, channel: str, thread_ts: str) -> list[Message]: ...
     def user_name(self, user_id: str) -> str: ...
     def permalink(self, channel: str, ts: str) -> str | None: ...
-    def download(self, file: dict[str, Any], *, max_bytes: int) -> bytes: ...
+    def download(self, file: SharedFile, *, max_bytes: int) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -109,8 +105,8 @@ class CaptureResult:
 def capture(flag: FlagRequest, *, source: ThreadSource, corpus: Corpus, engine: Engine, options: CaptureOptions) -> CaptureResult:
     """Turn a flag into a candidate case, or add the flagger to the existing case of that message."""
     flagged, thread = _locate(flag, source)
-    case_id = slack_case_id(flag.channel, flagged["ts"])
-    thread_ts = flagged.get("thread_ts") or flagged["ts"]
+    case_id = slack_case_id(flag.channel, flagged.ts)
+    thread_ts = flagged.thread_ts or flagged.ts
     with session_scope(engine) as session:
         rejection = session.get(Rejection, case_id)
     if rejection is not None:
@@ -134,9 +130,9 @@ def capture(flag: FlagRequest, *, source: ThreadSource, corpus: Corpus, engine: 
             "status": "candidate",
             "source": {
                 "kind": kind,
-                "permalink": source.permalink(flag.channel, flagged["ts"]),
+                "permalink": source.permalink(flag.channel, flagged.ts),
                 "channel": flag.channel,
-                "ts": flagged["ts"],
+                "ts": flagged.ts,
                 "flagged_by": [flag.user_id],
                 "flagged_at": utcnow(),
                 "note": note,
@@ -161,20 +157,23 @@ def capture(flag: FlagRequest, *, source: ThreadSource, corpus: Corpus, engine: 
                          warnings=warnings, near_duplicates=near_duplicates(case, corpus))
 
 
-def _locate(flag: FlagRequest, source: ThreadSource) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+def _locate(flag: FlagRequest, source: ThreadSource) -> tuple[Message, list[Message] | None]:
     """The flagged message, and the thread when it had to be fetched to find it."""
     if flag.trigger != "mention":
         message = source.message(flag.channel, flag.ts)
-        if message is None or message.get("subtype") in ("message_deleted", "tombstone"):
+        if message is None or message.deleted:
             raise CaptureError("that message was deleted, so there is nothing to capture")
+        if message.system is not None:
+            raise CaptureError(f"that is a Slack system message ({message.system}), not conversation, so there is "
+                               "nothing to capture: flag a message someone wrote")
         return message, None
     if flag.thread_ts and flag.thread_ts != flag.ts:
         thread = source.thread(flag.channel, flag.thread_ts)
-        before = [m for m in thread if _ts(m) < _ts({"ts": flag.ts}) and _keeps(m) and not _is_own(m, source)]
+        before = [m for m in thread if _ts(m.ts) < _ts(flag.ts) and m.is_conversation and not _is_own(m, source)]
         if not before:
             raise CaptureError("there is nothing above your mention in this thread to capture")
         # The flagged reply is the newest non-human message before the mention, else the newest message.
-        bots = [m for m in before if m.get("bot_id")]
+        bots = [m for m in before if m.is_bot]
         return (bots or before)[-1], thread
     mention = source.message(flag.channel, flag.ts)
     if mention is not None and (_has_transcript(mention) or _messages_file(mention)):
@@ -186,26 +185,26 @@ def _locate(flag: FlagRequest, source: ThreadSource) -> tuple[dict[str, Any], li
 
 
 def _conversation(
-    flagged: dict[str, Any], thread: list[dict[str, Any]] | None, flag: FlagRequest, source: ThreadSource, options: CaptureOptions
+    flagged: Message, thread: list[Message] | None, flag: FlagRequest, source: ThreadSource, options: CaptureOptions
 ) -> tuple[list[Turn], str, list[str]]:
     """The turns to store, the source kind, and warnings for the flagger."""
     warnings: list[str] = []
     file = _messages_file(flagged)
     if file is not None:
         try:
-            return parse_messages_file(file["name"], source.download(file, max_bytes=MAX_FILE_BYTES)), "file", warnings
+            return parse_messages_file(file.name, source.download(file, max_bytes=MAX_FILE_BYTES)), "file", warnings
         except ValueError as exc:
             raise CaptureError(f"could not read the attached file: {exc}") from None
-    pasted = parse_pasted(_text_of(flagged, source, with_files=False))
+    pasted = parse_pasted(flagged.content(with_files=False))
     if pasted is not None:
         return pasted, "transcript", warnings
     if thread is None:
-        parent_ts = flagged.get("thread_ts")
+        parent_ts = flagged.thread_ts
         thread = source.thread(flag.channel, parent_ts) if parent_ts else [flagged]
-    upto = [m for m in thread if _ts(m) <= _ts(flagged) and _keeps(m) and not _is_own(m, source)]
+    upto = [m for m in thread if _ts(m.ts) <= _ts(flagged.ts) and m.is_conversation and not _is_own(m, source)]
     turns = []
     for message in upto:
-        content = _text_of(message, source, with_files=True).strip()
+        content = message.content(with_files=True).strip()
         if content:
             turns.append(Turn(role=_role(message, options.assistant_ids), content=content))
     if not turns:
@@ -277,64 +276,32 @@ def _clip(text: str) -> str:
     return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-def _ts(message: dict[str, Any]) -> tuple[int, int]:
-    seconds, _, micros = str(message.get("ts", "0")).partition(".")
+def _ts(ts: str) -> tuple[int, int]:
+    seconds, _, micros = (ts or "0").partition(".")
     return int(seconds or 0), int(micros or 0)
 
 
-def _keeps(message: dict[str, Any]) -> bool:
-    return message.get("subtype") not in _SKIPPED_SUBTYPES
-
-
-def _is_own(message: dict[str, Any], source: ThreadSource) -> bool:
+def _is_own(message: Message, source: ThreadSource) -> bool:
     return bool(
-        (source.bot_id and message.get("bot_id") == source.bot_id)
-        or (source.bot_user_id and message.get("user") == source.bot_user_id)
+        (source.bot_id and message.bot_id == source.bot_id)
+        or (source.bot_user_id and message.user == source.bot_user_id)
     )
 
 
-def _role(message: dict[str, Any], assistant_ids: frozenset[str]) -> str:
+def _role(message: Message, assistant_ids: frozenset[str]) -> str:
     if assistant_ids:
-        ids = {message.get("bot_id"), message.get("user"), (message.get("bot_profile") or {}).get("id")}
-        return "assistant" if ids & assistant_ids else "user"
+        return "assistant" if message.author_ids & assistant_ids else "user"
     # Without configured ids, any other bot in the thread is taken to be the AI system.
-    return "assistant" if message.get("bot_id") or message.get("subtype") == "bot_message" else "user"
+    return "assistant" if message.is_bot else "user"
 
 
-def _text_of(message: dict[str, Any], source: ThreadSource, *, with_files: bool) -> str:
-    text = message.get("text") or _blocks_text(message.get("blocks") or [])
-    text = to_plain_text(text, user_name=lambda uid: _safe_name(source, uid))
-    if with_files:
-        names = [f.get("name") or f.get("title") or "file" for f in message.get("files") or []]
-        text += "".join(f"\n[attached file: {name}]" for name in names)
-    return text
+def _has_transcript(message: Message) -> bool:
+    return parse_pasted(message.text) is not None
 
 
-def _blocks_text(blocks: list[dict[str, Any]]) -> str:
-    parts: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") in ("text", "mrkdwn", "plain_text") and isinstance(node.get("text"), str):
-                parts.append(node["text"])
-                return
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(blocks)
-    return "\n".join(parts)
-
-
-def _has_transcript(message: dict[str, Any]) -> bool:
-    return parse_pasted(message.get("text") or "") is not None
-
-
-def _messages_file(message: dict[str, Any]) -> dict[str, Any] | None:
-    for file in message.get("files") or []:
-        if str(file.get("name", "")).lower().endswith((".json", ".jsonl")):
+def _messages_file(message: Message) -> SharedFile | None:
+    for file in message.files:
+        if file.name.lower().endswith((".json", ".jsonl")):
             return file
     return None
 

@@ -1,6 +1,7 @@
 """Reads threads, users, permalinks and files from Slack for capture (implements capture.ThreadSource).
 
-Slack errors become CaptureError messages that tell the flagger what to do.
+Messages leave here normalised by `bot.slack.reader` (capture never sees Slack's payloads); Slack errors
+become CaptureError messages that tell the flagger what to do.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.capture.message import Message, SharedFile
 from bot.core.errors import CaptureError
+from bot.slack.reader import read_message
 
 _PAGE = 200
 
@@ -49,7 +52,17 @@ class SlackThreadSource:
             error = exc.response.get("error", "unknown_error")
             raise CaptureError(explain(error, channel=params.get("channel"), needed=exc.response.get("needed"))) from None
 
-    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
+    def read(self, raw: dict[str, Any]) -> Message:
+        """A Slack message payload, normalised, with user mentions by display name."""
+        return read_message(raw, user_name=self._safe_name)
+
+    def _safe_name(self, user_id: str) -> str:
+        try:
+            return self.user_name(user_id)
+        except CaptureError:
+            return user_id
+
+    def message(self, channel: str, ts: str) -> Message | None:
         """The message `ts` (a parent or a reply), or None when it no longer exists."""
         try:
             data = self._call("conversations.replies", channel=channel, ts=ts, limit=1, inclusive=True)
@@ -59,10 +72,10 @@ class SlackThreadSource:
             raise
         for message in data.get("messages") or []:
             if message.get("ts") == ts:
-                return message
+                return self.read(message)
         return None
 
-    def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+    def thread(self, channel: str, thread_ts: str) -> list[Message]:
         """Every message of the thread whose parent is `thread_ts`, parent first, all pages."""
         messages: list[dict[str, Any]] = []
         cursor: str | None = None
@@ -77,7 +90,8 @@ class SlackThreadSource:
                 break
         seen: set[str] = set()
         unique = [m for m in messages if not (m.get("ts") in seen or seen.add(m.get("ts")))]  # type: ignore[func-returns-value]
-        return sorted(unique, key=lambda m: tuple(int(p) for p in m["ts"].split(".")))
+        ordered = sorted(unique, key=lambda m: tuple(int(p) for p in m["ts"].split(".")))
+        return [self.read(m) for m in ordered]
 
     def user_name(self, user_id: str) -> str:
         """The user's display name (real name, then handle, as fallbacks), cached."""
@@ -100,16 +114,16 @@ class SlackThreadSource:
         except SlackApiError:
             return None
 
-    def download(self, file: dict[str, Any], *, max_bytes: int) -> bytes:
+    def download(self, file: SharedFile, *, max_bytes: int) -> bytes:
         """The bytes of a file shared in Slack (needs files:read), refusing files over `max_bytes`."""
-        url = file.get("url_private_download") or file.get("url_private")
+        url = file.url
         if not url:
-            raise ValueError(f"{file.get('name')} cannot be downloaded")
-        if int(file.get("size") or 0) > max_bytes:
-            raise ValueError(f"{file.get('name')} is larger than {max_bytes // 1_000_000} MB")
+            raise ValueError(f"{file.name} cannot be downloaded")
+        if file.size > max_bytes:
+            raise ValueError(f"{file.name} is larger than {max_bytes // 1_000_000} MB")
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.client.token}"})
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - Slack file URL
             data = response.read(max_bytes + 1)
         if len(data) > max_bytes:
-            raise ValueError(f"{file.get('name')} is larger than {max_bytes // 1_000_000} MB")
+            raise ValueError(f"{file.name} is larger than {max_bytes // 1_000_000} MB")
         return data

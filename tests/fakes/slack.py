@@ -668,6 +668,24 @@ class FakeSlack:
             self._changed.notify_all()
             return message["ts"]
 
+    def post_raw(self, channel: str, message: JSON) -> str:
+        """Store a message payload exactly as given (blocks, attachments, subtypes: Slack's own shapes); returns its ts.
+
+        A reply (``thread_ts`` naming another message already here) refreshes its parent's reply metadata.
+        """
+        with self._lock:
+            workspace = self._workspace
+            room = workspace.channels.setdefault(channel, _Channel(channel, channel, True))
+            stored: JSON = {"type": "message", **copy.deepcopy(message)}
+            thread_ts = stored.get("thread_ts")
+            if thread_ts and thread_ts != stored["ts"] and thread_ts in room.messages:
+                workspace.add_message(room, stored, thread_ts)
+            else:
+                workspace.observe_ts(stored["ts"])
+                room.messages[stored["ts"]] = stored
+            self._changed.notify_all()
+            return str(stored["ts"])
+
     def delete_message(self, channel: str, ts: str) -> None:
         """Delete a message (a parent with replies leaves a tombstone, as in Slack)."""
         with self._lock:

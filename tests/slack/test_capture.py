@@ -295,3 +295,38 @@ def test_secrets_are_redacted_before_writing_and_posting(bot, slack):
     assert "[REDACTED:slack_token]" in text and "[REDACTED:email]" in text
     assert "2 secrets redacted" in blocks_text(call.params)
     assert token not in bot.runtime.corpus.repo.run("log", "-p")
+
+
+def test_mention_note_comes_from_the_blocks_not_the_placeholder_text(bot, slack):
+    parent, reply = thread(slack)
+    blocks = [{"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [
+        {"type": "user", "user_id": "UEVALBOT"}, {"type": "text", "text": " the window is "},
+        {"type": "text", "text": "30 days", "style": {"bold": True}}]}]}]
+    mention_ts = slack.post(CHANNEL, "This content can't be displayed.", user=SECOND, thread_ts=parent, blocks=blocks)
+    slack.send_event({"type": "app_mention", "user": SECOND, "text": "This content can't be displayed.", "blocks": blocks,
+                      "ts": mention_ts, "thread_ts": parent, "channel": CHANNEL})
+    wait_reply(slack, parent)
+    case = bot.runtime.corpus.get(slack_case_id(CHANNEL, reply))
+    assert case.source.note == "the window is **30 days**"
+    assert all("can't be displayed" not in t.content for t in case.conversation)
+
+
+def test_an_ai_reply_posted_as_blocks_is_captured_from_its_blocks(bot, slack):
+    parent = slack.post(CHANNEL, "Can I return a used stove?", user=FLAGGER)
+    reply = slack.post(CHANNEL, "Support AI replied", bot_id=ASSISTANT_BOT, thread_ts=parent, blocks=[
+        {"type": "section", "text": {"type": "mrkdwn", "text": "Yes, *within 90 days*, no questions asked."}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "claude-sonnet-4-6 · $0.01"}]}])
+    react(slack, reply)
+    wait_reply(slack, parent)
+    case = bot.runtime.corpus.get(slack_case_id(CHANNEL, reply))
+    assert [(t.role, t.content) for t in case.conversation] == [
+        ("user", "Can I return a used stove?"),
+        ("assistant", "Yes, **within 90 days**, no questions asked.\nclaude-sonnet-4-6 · $0.01")]
+
+
+def test_flagging_a_system_message_says_it_is_one(bot, slack):
+    ts = slack.post(CHANNEL, f"<@{SECOND}> has joined the channel", user=SECOND, subtype="channel_join")
+    react(slack, ts)
+    text = slack.wait_for_call("chat.postEphemeral").params["text"]
+    assert "system message (someone joining the channel)" in text and "no text or files" not in text
+    assert bot.runtime.corpus.ids() == {}

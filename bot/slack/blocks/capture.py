@@ -1,4 +1,7 @@
-"""Block Kit builders: pure functions from domain data to Slack message and view dicts."""
+"""Block Kit builders: pure functions from domain data to Slack message and view dicts.
+
+Escaping, clipping and Slack's limits come from `bot.slack.blocks.kit` (re-exported here: `escape`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,10 @@ from bot.capture.candidate import CaptureResult
 from bot.core.redaction import PLACEHOLDER_PREFIX
 from bot.corpus.schema import Case
 from bot.corpus.similarity import NearDuplicate
+from bot.slack.blocks import kit
+from bot.slack.blocks.kit import escape
+
+__all__ = ["escape"]
 
 PROMOTE_ACTION = "evalbot_promote"
 REJECT_ACTION = "evalbot_reject"
@@ -17,12 +24,7 @@ Blocks = list[dict[str, Any]]
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text[:3000]}
-
-
-def escape(text: str) -> str:
-    """Escape user text for mrkdwn (Slack's three control characters)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return kit.mrkdwn(text)
 
 
 def flaggers_text(case: Case) -> str:
@@ -60,7 +62,7 @@ def near_duplicates_text(dupes: Sequence[NearDuplicate]) -> str:
     """'Looks like: `abcd1234` <permalink|title> (92% similar), …' naming each near-duplicate with a link."""
     named = []
     for dupe in dupes:
-        title = escape(dupe.title if len(dupe.title) <= 80 else dupe.title[:79] + "…").replace("|", "¦")
+        title = escape(kit.clip(dupe.title, 80, one_line=True)).replace("|", "¦")
         label = f"<{dupe.permalink}|{title}>" if dupe.permalink else f"_{title}_"
         named.append(f"`{dupe.case_id}` {label} ({round(dupe.score * 100)}% similar)")
     return "Looks like: " + ", ".join(named)
@@ -85,8 +87,8 @@ def case_card(case: Case, *, warnings: list[str] | None = None, outcome: str | N
         {"type": "section", "block_id": f"case_{case.id}", "text": _mrkdwn(head)},
         {"type": "context", "elements": [_mrkdwn(capture_summary(case))]},
     ]
-    for warning in warnings or []:
-        blocks.append({"type": "context", "elements": [_mrkdwn(f":warning: {escape(warning)}")]})
+    for warning in (warnings or [])[:kit.CONTEXT_ELEMENTS]:
+        blocks.append(kit.context(f":warning: {escape(warning)}"))
     if near_duplicates and not outcome:
         blocks.append({"type": "section", "block_id": f"dupes_{case.id}",
                        "text": _mrkdwn(f":twisted_rightwards_arrows: {near_duplicates_text(near_duplicates)}")})
@@ -98,19 +100,17 @@ def case_card(case: Case, *, warnings: list[str] | None = None, outcome: str | N
                 "type": "actions",
                 "block_id": triage_block_id(case.id, near_duplicates[0].case_id if near_duplicates else None),
                 "elements": [
-                    {"type": "button", "action_id": PROMOTE_ACTION, "style": "primary", "value": case.id,
-                     "text": {"type": "plain_text", "text": "Promote…"}},
-                    {"type": "button", "action_id": REJECT_ACTION, "style": "danger", "value": case.id,
-                     "text": {"type": "plain_text", "text": "Reject…"}},
+                    kit.button("Promote…", PROMOTE_ACTION, case.id, "primary"),
+                    kit.button("Reject…", REJECT_ACTION, case.id, "danger"),
                 ],
             }
         )
-    return blocks
+    return kit.message_blocks(blocks)
 
 
 def capture_text(case: Case) -> str:
     """Notification fallback text for the capture reply."""
-    return f"Captured case {case.id}: {case.title}"
+    return kit.message_text(f"Captured case {case.id}: {case.title}")
 
 
 FLAG_NOTE_VIEW = "evalbot_flag_note"

@@ -4,7 +4,8 @@ The channel message (`digest_message`) shows the pass rate and its change, then 
 then fixes, new cases, errors, flaky cases — each cut to what fits with "…and N more", then tokens, cost and
 latency. `thread_messages` holds the full lists that were cut, packed into as few thread replies as the limits
 allow. A run that failed as a whole is one `failure_message`. Limits: at most 50 blocks a message, 3,000
-characters a section text, 150 a header, 10 context elements (lengths counted in UTF-16 units, like Slack).
+characters a section text, 150 a header, 10 context elements (lengths counted in UTF-16 units, like Slack);
+they, escaping and clipping come from `bot.slack.blocks.kit`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from typing import Any
 
 from bot.digest.data import Digest, Item
 from bot.evals.compare import RunSummary
+from bot.slack.blocks import kit
+from bot.slack.blocks.kit import escape, slack_len
 
-MAX_BLOCKS = 50
-MAX_SECTION = 3000
-MAX_HEADER = 150
-MAX_CONTEXT_ELEMENTS = 10
+__all__ = ["escape", "slack_len"]
+
+MAX_BLOCKS = kit.MESSAGE_BLOCKS
+MAX_SECTION = kit.SECTION_TEXT
+MAX_HEADER = kit.HEADER_TEXT
+MAX_CONTEXT_ELEMENTS = kit.CONTEXT_ELEMENTS
 MAIN_ITEMS = 8  # per list in the channel message
 MAX_THREAD_MESSAGES = 10
 TITLE_CHARS, DETAIL_CHARS, LINK_CHARS, REASON_CHARS = 100, 240, 400, 1500
@@ -46,28 +51,13 @@ class Message:
     blocks: list[Block]
 
 
-def slack_len(text: str) -> int:
-    """Length as Slack counts it (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def escape(text: str) -> str:
-    """Escape user text for mrkdwn (Slack's three control characters)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def clip(text: str, limit: int) -> str:
-    """`text` on one line, at most `limit` characters (an ellipsis marks the cut)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """`text` on one line, at most `limit` UTF-16 units (an ellipsis marks the cut)."""
+    return kit.clip(text, limit, one_line=True)
 
 
-def _mrkdwn(text: str) -> Block:
-    return {"type": "mrkdwn", "text": text}
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": _mrkdwn(text)}
+_mrkdwn = kit.mrkdwn
+_section = kit.section
 
 
 def _safe_url(url: str | None) -> str | None:
@@ -193,9 +183,8 @@ def summary_text(digest: Digest) -> str:
 
 def digest_message(digest: Digest) -> Message:
     """The channel message of a finished run."""
-    header = clip(f"Eval run #{digest.run_id}: {percent(digest.pass_rate)} passed", MAX_HEADER)
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
+        kit.header(f"Eval run #{digest.run_id}: {percent(digest.pass_rate)} passed"),
         _section(f"*{percent(digest.pass_rate)}* passed ({digest.passed} of {digest.cases_total} cases) · "
                  f"{change_text(digest)}\n{counts_line(digest)}"),
         {"type": "context", "elements": origin_elements(when=digest.when, corpus_commit=digest.corpus_commit,
@@ -207,7 +196,7 @@ def digest_message(digest: Digest) -> Message:
             blocks.append(block)
     blocks.append({"type": "divider"})
     blocks.append({"type": "context", "elements": usage_elements(digest)})
-    return Message(summary_text(digest), blocks)
+    return Message(kit.message_text(summary_text(digest)), kit.message_blocks(blocks))
 
 
 def cut_lists(digest: Digest) -> list[tuple[str, tuple[Item, ...]]]:
@@ -254,11 +243,11 @@ def failure_message(reason: str, *, run_id: int | None = None, when: datetime | 
     reason = clip(reason or "unknown error", REASON_CHARS)
     name = f"Eval run #{run_id}" if run_id is not None else "Eval run"
     blocks: list[Block] = [
-        _section(f":x: *{name}: run failed:* {escape(reason)}"),
+        _section(f":x: *{name}: run failed:* {escape(reason)}"),  # cut after escaping, by the kit
         {"type": "context", "elements": origin_elements(when=when, corpus_commit=corpus_commit, target=target,
                                                         trigger=trigger)},
     ]
-    return Message(f"{name}: run failed: {reason}", blocks)
+    return Message(kit.message_text(f"{name}: run failed: {reason}"), blocks)
 
 
 def digest_failure_message(digest: Digest) -> Message:
@@ -305,4 +294,4 @@ def status_message(*, last: RunSummary | None, last_regressions: int | None, dig
     plain = "Last run: " + (f"#{last.id} {last.status}" if last else "none yet")
     if next_run is not None:
         plain += f"; next nightly run {next_run.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
-    return Message(plain, [_section(text[:MAX_SECTION])])
+    return Message(kit.message_text(plain), [_section(text)])

@@ -1,7 +1,8 @@
 """The triage modals (promote, edit, reject) and the pure reading of what was typed into them.
 
 Builders return view dicts (tested as dicts) within Slack's limits: at most 100 blocks, titles of 24 characters,
-labels and placeholders of 150, text inputs of 3000. Readers turn `view.state.values` into typed input plus a
+labels and placeholders of 150, text inputs of 3000 (limits, escaping and clipping from `bot.slack.blocks.kit`,
+lengths in UTF-16 units as Slack counts them). Readers turn `view.state.values` into typed input plus a
 `{block_id: message}` dict for `response_action: errors`, so a bad regex or a bad tag is shown in the modal.
 """
 
@@ -18,14 +19,15 @@ from pydantic import BaseModel
 
 from bot.core.errors import InvalidIdError
 from bot.corpus.schema import Case, Contains, NotContains, Regex, Rubric, expectation_kind, expectation_value
-from bot.slack.blocks.capture import escape
-from bot.slack.blocks.triage import clip
+from bot.slack.blocks import kit
+from bot.slack.blocks.kit import clip, escape, slack_len
 
 PROMOTE_VIEW = "evalbot_promote_modal"
 EDIT_VIEW = "evalbot_edit_modal"
 REJECT_VIEW = "evalbot_reject_modal"
-MAX_VIEW_BLOCKS = 100
-INPUT_CHARS = 3000
+MAX_VIEW_BLOCKS = kit.VIEW_BLOCKS
+INPUT_CHARS = kit.INPUT_CHARS
+REPLY_CHARS = 1500  # the flagged reply quoted at the top of a modal, after escaping
 TITLE_CHARS = 300
 TAG = re.compile(r"^[A-Za-z0-9_.\-/]+$")
 # Block ids (each input's action id is the same).
@@ -69,7 +71,7 @@ def split_expectations(expect: Sequence[BaseModel]) -> FormFields:
     """The form's view of a list of expectations: the first rubric and regex, every (not-)contains, the rest kept."""
     rubric, regex, contains, not_contains, kept = None, None, [], [], []
     for item in expect:
-        if isinstance(item, Rubric) and rubric is None and len(item.rubric) <= INPUT_CHARS:
+        if isinstance(item, Rubric) and rubric is None and slack_len(item.rubric) <= INPUT_CHARS:
             rubric = item.rubric
         elif isinstance(item, Regex) and regex is None and len(item.regex) <= 500:
             regex = item.regex
@@ -80,9 +82,9 @@ def split_expectations(expect: Sequence[BaseModel]) -> FormFields:
         else:
             kept.append(item)
     # Lines that would not fit the text area stay as they are rather than being cut.
-    if len("\n".join(contains)) > INPUT_CHARS:
+    if slack_len("\n".join(contains)) > INPUT_CHARS:
         kept, contains = kept + [Contains(contains=text) for text in contains], []
-    if len("\n".join(not_contains)) > INPUT_CHARS:
+    if slack_len("\n".join(not_contains)) > INPUT_CHARS:
         kept, not_contains = kept + [NotContains(not_contains=text) for text in not_contains], []
     return FormFields(rubric=rubric, contains=contains, not_contains=not_contains, regex=regex, kept=kept)
 
@@ -91,14 +93,14 @@ def split_expectations(expect: Sequence[BaseModel]) -> FormFields:
 
 
 def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text}
+    return kit.plain(text)
 
 
 def _input(block_id: str, label: str, *, initial: str | None = None, optional: bool = True, multiline: bool = False,
            max_length: int = INPUT_CHARS, hint: str | None = None, placeholder: str | None = None) -> dict[str, Any]:
     element: dict[str, Any] = {"type": "plain_text_input", "action_id": block_id, "multiline": multiline, "max_length": max_length}
     if initial:
-        element["initial_value"] = initial[:max_length]
+        element["initial_value"] = kit.cut(initial, max_length)
     if placeholder:
         element["placeholder"] = _plain(clip(placeholder, 150))
     block: dict[str, Any] = {"type": "input", "block_id": block_id, "optional": optional, "label": _plain(clip(label, 150)),
@@ -111,13 +113,13 @@ def _input(block_id: str, label: str, *, initial: str | None = None, optional: b
 def _case_header(case: Case) -> list[dict[str, Any]]:
     link = f" · <{case.source.permalink}|source thread>" if case.source.permalink else ""
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": clip(f"`{case.id}` *{escape(case.title)}*", 3000)}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{len(case.conversation)} turns{link}"}]},
+        kit.section(f"`{case.id}` *{escape(case.title)}*"),
+        kit.context(f"{len(case.conversation)} turns{link}"),
     ]
     reply = case.flagged_reply
     if reply is not None:
-        quoted = "\n".join("> " + line for line in escape(clip(reply.strip() or "(empty)", 1200)).splitlines())
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*The flagged reply*\n{quoted}"}})
+        # Escaped and prefixed first, cut last: markup-dense replies grow several times when escaped.
+        blocks.append(kit.section(kit.quote(reply, REPLY_CHARS, prefix="*The flagged reply*\n")))
     return blocks
 
 
@@ -137,8 +139,7 @@ def _expectation_inputs(fields: FormFields, *, suggested: bool) -> list[dict[str
     if fields.kept:
         shown = ", ".join(f"`{expectation_kind(e)}: {clip(str(expectation_value(e)), 60)}`" for e in fields.kept[:10])
         shown += f" and {len(fields.kept) - 10} more" if len(fields.kept) > 10 else ""
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(
-            f"Also kept as they are (edit the case file to change them): {escape(shown)}", 3000)}]})
+        blocks.append(kit.context(f"Also kept as they are (edit the case file to change them): {escape(shown)}"))
     if suggested:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
             "A candidate's expectations are suggestions that prefill its promotion; they are not graded."}]})

@@ -1,7 +1,7 @@
 """Block Kit for triage messages: help, the case list, a case's detail, outcomes and results.
 
-Pure functions from domain data to dicts (tested as dicts). Slack's limits are kept here: at most 50 blocks in a
-message, 3000 characters in a section's text, 75 in a button's label.
+Pure functions from domain data to dicts (tested as dicts). Slack's limits (at most 50 blocks in a message, 3000
+characters in a section's text, 75 in a button's label), escaping and clipping come from `bot.slack.blocks.kit`.
 """
 
 from __future__ import annotations
@@ -9,21 +9,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from pydantic import BaseModel
 
 from bot.core.clock import precise_utcnow
 from bot.corpus.schema import Case, expectation_kind, expectation_value
 from bot.corpus.similarity import NearDuplicate
+from bot.slack.blocks import kit
 from bot.slack.blocks.capture import EDIT_ACTION, PROMOTE_ACTION, REJECT_ACTION, Blocks, escape, near_duplicates_text
 from bot.store.tables import CaseIndex, Rejection
 from bot.triage.decisions import PromoteResult, RejectResult
 
 LIST_PAGE_ACTION = "evalbot_list_page"
 PAGE_SIZE = 10
-MAX_MESSAGE_BLOCKS = 50
-SECTION_CHARS = 3000
+MAX_MESSAGE_BLOCKS = kit.MESSAGE_BLOCKS
+SECTION_CHARS = kit.SECTION_TEXT
 PREVIEW_TURNS = 6
 TURN_CHARS = 600
 LISTS = {"candidates": "candidate", "cases": "promoted", "all": None}
@@ -37,28 +37,10 @@ class HelpEntry:
     summary: str
 
 
-def _mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": clip(text, SECTION_CHARS)}
-
-
-def _section(text: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "section", "text": _mrkdwn(text), **extra}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [_mrkdwn(text)]}
-
-
-def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
-    button = {"type": "button", "action_id": action_id, "value": value, "text": {"type": "plain_text", "text": clip(text, 75)}}
-    if style:
-        button["style"] = style
-    return button
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+_section = kit.section
+_context = kit.context
+_button = kit.button
+clip = kit.clip
 
 
 def age(moment: datetime, *, now: datetime | None = None) -> str:
@@ -96,7 +78,7 @@ def help_blocks(command: str, entries: Sequence[HelpEntry], *, channel: str | No
     if note:
         blocks.append(_section(note))
     blocks += [_section(f"*evalbot triage*\n{lines}"), _context(f"{where} Case ids: any unique prefix of 4+ characters. {who}")]
-    return blocks
+    return kit.message_blocks(blocks)
 
 
 def help_text(command: str, entries: Sequence[HelpEntry]) -> str:
@@ -160,12 +142,13 @@ def expectation_line(expectation: BaseModel) -> str:
     return f"• {names[kind]}: {shown}"
 
 
-def _quote(text: str) -> str:
-    return "\n".join("> " + line for line in escape(clip(text.strip() or "(empty)", TURN_CHARS)).splitlines())
+def _quote(text: str, prefix: str) -> str:
+    return kit.quote(text, TURN_CHARS, prefix=prefix)
 
 
 def conversation_blocks(case: Case, *, turns: int = PREVIEW_TURNS) -> Blocks:
-    """The last `turns` turns, the flagged reply marked."""
+    """The last `turns` turns (at most what a message holds), the flagged reply marked."""
+    turns = max(1, min(turns, MAX_MESSAGE_BLOCKS - 1))
     flagged = case.flagged_index
     start = max(0, len(case.conversation) - turns)
     head = f"*Conversation* ({plural(len(case.conversation), 'turn')}" + (f", last {turns} shown)" if start else ")")
@@ -173,7 +156,7 @@ def conversation_blocks(case: Case, *, turns: int = PREVIEW_TURNS) -> Blocks:
     for index in range(start, len(case.conversation)):
         turn = case.conversation[index]
         who = ":triangular_flag_on_post: *Assistant (flagged)*" if index == flagged else f"*{turn.role.capitalize()}*"
-        blocks.append(_section(f"{who}\n{_quote(turn.content)}"))
+        blocks.append(_section(_quote(turn.content, f"{who}\n")))
     return blocks
 
 
@@ -205,7 +188,7 @@ def case_detail_blocks(case: Case, *, now: datetime | None = None) -> Blocks:
         blocks.append(_section(text))
         blocks.append({"type": "actions", "block_id": f"show_{case.id}", "elements": [
             _button("Promote…", PROMOTE_ACTION, case.id, "primary"), _button("Reject…", REJECT_ACTION, case.id, "danger")]})
-    return blocks
+    return kit.message_blocks(blocks)
 
 
 # ---------------------------------------------------------------- outcomes and results
@@ -221,8 +204,8 @@ def promoted_outcome(case: Case) -> str | None:
 
 def rejected_outcome(rejection: Rejection) -> str:
     """The capture card's closing line for a rejected candidate."""
-    return (f":no_entry_sign: Rejected by <@{rejection.rejected_by}> {slack_date(rejection.rejected_at)}: "
-            f"{escape(clip(rejection.reason, 1000))}")
+    return clip(f":no_entry_sign: Rejected by <@{rejection.rejected_by}> {slack_date(rejection.rejected_at)}: "
+                f"{escape(rejection.reason)}", SECTION_CHARS)
 
 
 def _dupes_line(dupes: Sequence[NearDuplicate]) -> list[str]:
@@ -235,13 +218,13 @@ def promoted_message(result: PromoteResult) -> str:
     lines = [f":white_check_mark: Promoted `{case.id}` *{escape(case.title)}* with "
              f"{plural(len(case.expect), 'expectation')}."]
     lines += [f":warning: {escape(w)}" for w in result.warnings]
-    return "\n".join(lines + _dupes_line(result.near_duplicates))
+    return clip("\n".join(lines + _dupes_line(result.near_duplicates)), SECTION_CHARS)
 
 
 def rejected_message(result: RejectResult) -> str:
     """What the maintainer is told after a rejection."""
-    return (f":no_entry_sign: Rejected `{result.case.id}` *{escape(result.case.title)}*: "
-            f"{escape(clip(result.rejection.reason, 1000))}")
+    return clip(f":no_entry_sign: Rejected `{result.case.id}` *{escape(result.case.title)}*: "
+                f"{escape(result.rejection.reason)}", SECTION_CHARS)
 
 
 def edited_message(case: Case, *, changed: bool, warnings: Sequence[str] = (), dupes: Sequence[NearDuplicate] = ()) -> str:
@@ -249,7 +232,7 @@ def edited_message(case: Case, *, changed: bool, warnings: Sequence[str] = (), d
     if not changed:
         return f"Nothing changed in `{case.id}`: the form matched the file."
     lines = [f":pencil2: Edited `{case.id}` *{escape(case.title)}*."] + [f":warning: {escape(w)}" for w in warnings]
-    return "\n".join(lines + _dupes_line(dupes))
+    return clip("\n".join(lines + _dupes_line(dupes)), SECTION_CHARS)
 
 
 def where_text(command: str, channel: str | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from slack_bolt import App
@@ -11,9 +10,8 @@ from slack_sdk import WebClient
 from bot.capture.candidate import FlagRequest
 from bot.slack.deps import SlackDeps
 from bot.slack.flows.notify import tell_user
+from bot.slack.reader import mention_note
 from bot.store.dedupe import first_delivery
-
-_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
 def register(app: App, deps: SlackDeps) -> None:
@@ -40,7 +38,7 @@ def register(app: App, deps: SlackDeps) -> None:
             tell_user(client, user=event["user"], channel=channel, thread_ts=event.get("thread_ts"),
                       text=f"I only take flags in <#{settings.channel}>: mention me in a thread there.")
             return
-        note = _MENTION.sub("", event.get("text") or "").strip() or None
+        note = mention_note(event, bot_user_id=deps.source.bot_user_id)  # from the content, not the fallback text
         flag = FlagRequest(channel=channel, user_id=event["user"], trigger="mention", ts=event["ts"],
                            thread_ts=event.get("thread_ts"), note=note)
         deps.submit_flag(flag, None)
