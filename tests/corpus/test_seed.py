@@ -83,3 +83,31 @@ def test_prepare_data_creates_the_data_dir_and_seeds_from_the_example_corpus(tmp
 def test_an_example_that_is_no_corpus_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="EVALBOT_EXAMPLE_CORPUS .* has no evalbot.toml"):
         seed_corpus(tmp_path / "corpus", tmp_path)
+
+
+def _bare_remote(tmp_path, *, with_commit: bool):
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    if with_commit:
+        work = tmp_path / "work"
+        subprocess.run(["git", "init", "-q", str(work)], check=True)
+        (work / "x").write_text("x")
+        subprocess.run(["git", "-C", str(work), "add", "x"], check=True)
+        subprocess.run(["git", "-C", str(work), "commit", "-qm", "x"], check=True)
+        subprocess.run(["git", "-C", str(work), "push", "-q", str(remote), "HEAD:main"], check=True)
+    return remote
+
+
+@pytest.mark.parametrize(("with_commit", "seeded"), [(True, False), (False, True)])
+def test_a_replica_with_a_remote_that_has_history_is_not_seeded(tmp_path, monkeypatch, with_commit, seeded):
+    monkeypatch.setenv("EVALBOT_GIT_PUSH", str(_bare_remote(tmp_path, with_commit=with_commit)))
+    monkeypatch.setenv("EVALBOT_EXAMPLE_CORPUS", str(EXAMPLE_CORPUS))
+    prepare_data(load_settings())
+    assert (tmp_path / "corpus" / "evalbot.toml").is_file() is seeded
+
+
+def test_a_remote_that_cannot_be_asked_means_no_seeding(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALBOT_GIT_PUSH", "origin")  # a remote name: only a clone knows it
+    monkeypatch.setenv("EVALBOT_EXAMPLE_CORPUS", str(EXAMPLE_CORPUS))
+    prepare_data(load_settings())
+    assert not (tmp_path / "corpus").exists()
