@@ -110,7 +110,7 @@ def test_the_images_command_starts_alone_on_a_fresh_data_folder_and_becomes_read
     log = open(box / "serve.log", "w")
     user = {"user": NOBODY, "group": NOBODY, "extra_groups": []} if root else {}
     proc = subprocess.Popen(command, cwd=_map(stage.workdir, paths), env=env, stdout=log, stderr=subprocess.STDOUT,
-                            **user)  # type: ignore[call-overload]
+                            **user)
     try:
         for _ in range(120):
             assert proc.poll() is None, "the command exited:\n" + (box / "serve.log").read_text()
@@ -130,7 +130,7 @@ def test_the_images_command_starts_alone_on_a_fresh_data_folder_and_becomes_read
         assert (status, body) == (200, '{"ok": true, "problems": {}}'), (box / "serve.log").read_text()
         # The HEALTHCHECK's own command (run by Docker inside the container) says healthy.
         probe = [_map(part, paths) for part in stage.healthcheck]
-        assert subprocess.run(probe, env=env, timeout=10, **user).returncode == 0  # type: ignore[call-overload]
+        assert subprocess.run(probe, env=env, timeout=10, **user).returncode == 0
         # First start seeded the example corpus, committed, into the data folder; the database is there too.
         assert sorted(p.name for p in (data / "corpus" / "cases").iterdir()) == sorted(
             p.name for p in (app / "corpus-example" / "cases").iterdir())
