@@ -44,6 +44,8 @@ EDGE_CASES: list[tuple[str, dict, str]] = [
     ("edgescoi", {"regex": r"(?i:refund) policy"}, "REFUND POLICY"),           # scoped flag: POLICY must be lower
     ("edgeglbi", {"not_regex": r"(?i)card number"}, "Please send your Card Number."),
     ("edgedot1", {"regex": r"total.due"}, "total\rdue"),                     # . matches \r in Python
+    ("edgeword", {"regex": r"\bcafé\b"}, "un café noir"),                     # Unicode word boundary
+    ("edgename", {"regex": r"(?P<y>\d{4})-(?P=y)"}, "2026-2026"),           # named group and back-reference
     ("edgefenc", {"json_schema": {"type": "object", "required": ["ok"]}}, '```json\n{"ok": true}\n```'),
     ("edgepatt", {"json_schema": {"type": "object", "properties": {"n": {"type": "string", "pattern": r"^\d+$"}}}},
      '{"n": "١٢٣"}'),
