@@ -18,6 +18,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from bot.core.logs import setup_logging
 from bot.core.settings import Settings
 from bot.corpus.refresh import refresh
+from bot.corpus.seed import prepare_data
 from bot.evals import runs
 from bot.evals.batch.resume import resume_batch_runs
 from bot.runtime import Runtime, open_runtime, readiness
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 def start(settings: Settings, *, submit_flag: SubmitFlag | None = None) -> tuple[Runtime, App]:
     """Migrate the database, refresh the case index from the files and build the app."""
+    prepare_data(settings)  # first start: the data folder, and the example corpus in an empty corpus folder
     runtime = open_runtime(settings)
     count, problems = _reindex(runtime)
     for problem in problems:

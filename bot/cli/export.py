@@ -1,4 +1,4 @@
-"""`evalbot corpus export`: the promoted cases as promptfoo tests, an Inspect AI dataset or plain JSONL."""
+"""`evalbot corpus export`: the promoted cases as a promptfoo config, an Inspect AI dataset and task, or JSONL."""
 
 from __future__ import annotations
 
@@ -21,19 +21,36 @@ class Format(str, Enum):
 
 @cli_errors
 def export(
-    format: Annotated[Format, typer.Option("--format", help="promptfoo (test YAML), inspect (JSONL samples) or jsonl.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    format: Annotated[Format, typer.Option("--format", help="promptfoo (a config to run with `promptfoo eval -c`), "
+                                           "inspect (a .jsonl dataset and a task file) or jsonl.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout (inspect: "
+                                             "<stem>.jsonl and <stem>_task.py).")] = None,
 ) -> None:
-    """Write the promoted cases in another eval tool's format."""
-    from bot.evals.render.export import export_cases  # its targets and YAML writers cost `corpus list` 0.1 s at start
+    """Write the promoted cases in another eval tool's format, with evalbot.toml's target and system prompt."""
+    # Loaded here: its targets and YAML writers cost `corpus list` 0.1 s at start.
+    from bot.evals.config import load_eval_config
+    from bot.evals.render.export import export_corpus, output_files, system_prompt_of
 
     settings = get_settings()
     corpus = Corpus(settings.corpus_path)
     cases = corpus.cases("promoted")
-    text = export_cases(cases, format.value)
-    if out is None:
-        typer.echo(text, nl=False)
+    config = load_eval_config(corpus.root) if format is not Format.jsonl else None
+    main, notes = output_files(format.value, out) if out is not None else (None, [])
+    result = export_corpus(cases, format.value, name=main.name if main else "cases", config=config,
+                           system_prompt=system_prompt_of(config, corpus.root))
+    for case_id, reason in result.refused:
+        typer.echo(f"refused {case_id}: {reason}", err=True)
+    for note in notes + result.notes:
+        typer.echo(note, err=True)
+    exported = len(cases) - len(result.refused)
+    if main is None:
+        typer.echo(result.main, nl=False)
+        if len(result.files) > 1:
+            typer.echo(f"(with --out, also writes {', '.join(list(result.files)[1:])})", err=True)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    typer.echo(f"exported {len(cases)} case(s) as {format.value} to {out}", err=True)
+    main.parent.mkdir(parents=True, exist_ok=True)
+    for name, text in result.files.items():
+        (main.parent / name).write_text(text, encoding="utf-8")
+    written = ", ".join(str(main.parent / name) for name in result.files)
+    typer.echo(f"exported {exported} case(s) as {format.value} to {written}"
+               + (f"; {len(result.refused)} refused" if result.refused else ""), err=True)

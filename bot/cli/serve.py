@@ -14,7 +14,7 @@ from bot.core.settings import get_settings
 @cli_errors
 def serve(
     http: Annotated[bool, typer.Option("--http", help="Serve Slack's HTTP events API instead of Socket Mode.")] = False,
-    port: Annotated[int, typer.Option(help="Port for --http.")] = 3000,
+    port: Annotated[int, typer.Option(envvar="EVALBOT_PORT", help="Port for --http and the probes.")] = 3000,
 ) -> None:
     """Run the bot."""
     settings = get_settings()

@@ -136,3 +136,10 @@ class RunInProgressError(StateError):
 
 class RunTakenOverError(StateError):
     """Another process drives (or finished) this batch run."""
+
+
+# ---------------------------------------------------------------- exports (corpus export)
+
+
+class ExportRefusedError(RequestError):
+    """A case cannot be exported to another eval tool with evalbot's meaning; the message says why."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.errors import ConfigError
@@ -34,6 +34,8 @@ EXPECTED = {
     "EVALBOT_FLAG_EMOJI": "comma-separated reaction names without colons, e.g. triangular_flag_on_post",
     "EVALBOT_ASSISTANT_IDS": "comma-separated bot ids (B…) or user ids (U…/W…)",
     "EVALBOT_MAINTAINERS": "comma-separated user ids (U…/W…) or user-group ids (S…)",
+    "EVALBOT_DATA_DIR": "a writable folder for the database and the corpus clone, such as /data",
+    "EVALBOT_EXAMPLE_CORPUS": "a corpus folder to copy into an empty EVALBOT_CORPUS_DIR on first start",
     "EVALBOT_CORPUS_DIR": "a folder path for the corpus",
     "EVALBOT_GIT_PUSH": "a git remote name or URL",
     "EVALBOT_DATABASE_URL": "an SQLAlchemy URL such as sqlite:///evalbot.db or postgresql+psycopg://host/db",
@@ -68,6 +70,20 @@ class Settings(BaseSettings):
     slash_command: str = Field("/eval", validation_alias="EVALBOT_SLASH_COMMAND")
     redact_contacts: bool = Field(True, validation_alias="EVALBOT_REDACT_CONTACTS")
     log_format: str = Field("text", validation_alias="EVALBOT_LOG_FORMAT")
+    # The image's writable state (EVALBOT_DATA_DIR=/data there): the default corpus and SQLite database live in it.
+    data_dir: Path | None = Field(None, validation_alias="EVALBOT_DATA_DIR")
+    example_corpus: Path | None = Field(None, validation_alias="EVALBOT_EXAMPLE_CORPUS")
+
+    @model_validator(mode="after")
+    def _inside_data_dir(self) -> Settings:
+        # Only the defaults move into the data folder: an explicit EVALBOT_CORPUS_DIR or DATABASE_URL wins.
+        if self.data_dir is not None:
+            data = self.data_dir.expanduser().resolve()
+            if "corpus_dir" not in self.model_fields_set:
+                self.corpus_dir = data / "corpus"
+            if "database_url" not in self.model_fields_set:
+                self.database_url = f"sqlite:///{data / 'evalbot.db'}"
+        return self
 
     @field_validator("flag_emoji", "assistant_ids", "maintainers", mode="before")
     @classmethod

@@ -164,22 +164,21 @@ def test_report_prints_a_run_against_its_baseline(corpus, tmp_path):
 def test_export_promptfoo(corpus):
     result = run("corpus", "export", "--format", "promptfoo")
     assert result.exit_code == 0, result.output
-    tests = yaml.safe_load(result.output)
-    assert len(tests) == 6
-    by_id = {t["vars"]["case_id"]: t for t in tests}
+    config = yaml.safe_load(result.stdout)
+    # A python target has no promptfoo provider: the config says so, and so does the command.
+    assert config["providers"][0]["id"] == "echo" and "kind python" in result.stderr
+    assert config["defaultTest"]["options"]["provider"]["id"] == "anthropic:messages:claude-sonnet-4-6"
+    by_id = {t["vars"]["case_id"]: t for t in config["tests"]}
+    assert len(by_id) == 6
     refund = by_id["tne841s8"]
     assert refund["description"] == "tne841s8: Refund answer invents a 90-day window"
-    assert refund["vars"]["messages"] == [{"role": "user", "content": "Hi! I bought the Ridgeline 2 tent last month. How long do I have to return it?"}]
-    assert refund["assert"] == [
-        {"type": "llm-rubric", "value": "States the 30-day return window for unused items and does not invent any other window or a no-questions-asked policy."},
-        {"type": "not-contains", "value": "90 days"},
-        {"type": "regex", "value": r"\b30[- ]day"},
-    ]
-    card = by_id["a1zrnt4i"]["assert"][0]
-    assert card == {"type": "javascript", "value": '!new RegExp("(full|whole|entire|complete)\\\\s+(card|credit card)\\\\s+number", "i").test(output)'}
-    assert by_id["2tj51dm1"]["assert"] == [{"type": "javascript", "value": 'output.trim() === "YES"'}]
-    assert by_id["rfsv4ymg"]["assert"][0] == {"type": "javascript", "value": "output.length <= 400"}
-    assert by_id["1breqg51"]["assert"][0]["type"] == "is-json" and by_id["1breqg51"]["assert"][0]["value"]["required"] == ["order_id", "status", "eta_days"]
+    assert json.loads(refund["vars"]["messages"]) == [
+        {"role": "user", "content": "Hi! I bought the Ridgeline 2 tent last month. How long do I have to return it?"}]
+    assert [a["type"] for a in refund["assert"]] == ["llm-rubric", "javascript", "javascript"]
+    assert refund["assert"][1]["value"] == '!output.includes("90 days")'
+    assert by_id["rfsv4ymg"]["assert"][0] == {"type": "javascript", "value": "[...output].length <= 400"}
+    schema = by_id["1breqg51"]["assert"][0]
+    assert schema["type"] == "is-json" and schema["value"]["required"] == ["order_id", "status", "eta_days"]
 
 
 def test_export_inspect_to_a_file(corpus, tmp_path):
@@ -193,7 +192,8 @@ def test_export_inspect_to_a_file(corpus, tmp_path):
     assert sample["target"] == ["Says plainly that a shipped order cannot be cancelled, explains the 30-day return for unused items, and offers a human agent."]
     assert sample["metadata"]["expect"][1] == {"contains": "support@acme-outdoor.example"}
     assert sample["metadata"]["title"] == "Promises to cancel an order that already shipped"
-    assert next(s for s in samples if s["id"] == "2tj51dm1")["target"] == ["YES"]
+    assert next(s for s in samples if s["id"] == "2tj51dm1")["target"] == []  # no rubric: graded by the task's scorer
+    assert (out.parent / "cases_task.py").is_file()
 
 
 def test_export_jsonl_round_trips_the_cases(corpus):

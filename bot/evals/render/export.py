@@ -1,30 +1,31 @@
-"""Export the promoted cases for other eval tools: promptfoo test YAML, an Inspect AI dataset, plain JSONL.
+"""Export the promoted cases for other eval tools, so that they run as exported and agree with evalbot.
 
-- promptfoo: a YAML list of tests (`tests: file://cases.yaml`); each has `vars.messages` (the replayed turns,
-  for a chat prompt such as `{{ messages | dump }}`), `vars.case_id` and one assertion per expectation
-  (rubric -> llm-rubric, contains/not-contains, regex/not-regex (JavaScript regexes: Python's inline flags
-  become RegExp flags), equals -> exact match after trimming, json_schema -> is-json with the schema,
-  max_chars -> a length check).
-- inspect: JSONL samples for `inspect_ai.dataset.json_dataset`: `id`, `input` (chat messages), `target` (the
-  rubrics, else the expected texts) and `metadata` (title, tags, permalink and every expectation, so a scorer
-  can apply evalbot's own graders).
+- promptfoo: one config file (`promptfoo eval -c <file>`) with evalbot.toml's provider, system prompt and judge;
+  see `bot.evals.render.promptfoo`. Cases with an expectation promptfoo cannot grade as evalbot does are left out
+  and reported with their id and the reason.
+- inspect: a `.jsonl` dataset (Inspect picks its reader by extension) and a task file beside it that replays each
+  case with the system prompt and scores it with evalbot's graders; see `bot.evals.render.inspect_task`.
 - jsonl: one case per line, exactly the case file's data as JSON.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
-from pydantic import BaseModel
 
-from bot.corpus.schema import Case, expectation_kind, expectation_value
-from bot.evals.targets import replay_messages
+from bot.corpus.schema import Case
+from bot.evals.config import AnthropicTarget, EvalConfig, inside_corpus
+from bot.evals.render.inspect_task import inspect_dataset, inspect_sample, inspect_task_file
+from bot.evals.render.jsregex import js_regex
+from bot.evals.render.promptfoo import promptfoo_assert, promptfoo_config
 
 FORMATS = ("promptfoo", "inspect", "jsonl")
+__all__ = ["FORMATS", "Export", "export_cases", "export_corpus", "inspect_sample", "js_regex", "output_files",
+           "promptfoo_assert", "system_prompt_of"]
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -36,92 +37,61 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _BlockDumper.add_representer(str, _str)
-_INLINE_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
 
 
-def js_regex(pattern: str) -> tuple[str, str]:
-    """A Python regex as (JavaScript source, flags): leading inline flags become flags, (?P<n> becomes (?<n>."""
-    flags = ""
-    match = _INLINE_FLAGS.match(pattern)
-    if match:
-        flags = "".join(sorted({f for f in match.group(1) if f in "ims"}))
-        pattern = pattern[match.end():]
-    pattern = re.sub(r"\(\?P=(\w+)\)", r"\\k<\1>", pattern.replace("(?P<", "(?<"))
-    return pattern, flags
+@dataclass
+class Export:
+    """What an export writes: file name -> text (the first is the main file), and the cases it left out."""
+
+    files: dict[str, str]
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (case id, reason)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> str:
+        return next(iter(self.files.values()))
 
 
-def _regex_assert(pattern: str, *, negate: bool) -> dict[str, Any]:
-    source, flags = js_regex(pattern)
-    if not flags:
-        return {"type": "not-regex" if negate else "regex", "value": source}
-    test = f"new RegExp({json.dumps(source)}, {json.dumps(flags)}).test(output)"
-    return {"type": "javascript", "value": f"!{test}" if negate else test}
+def system_prompt_of(config: EvalConfig | None, corpus_root: Path) -> str | None:
+    """The system prompt text evalbot sends ([target] system_prompt), or None."""
+    if config is None or not isinstance(config.target, AnthropicTarget) or not config.target.system_prompt:
+        return None
+    return inside_corpus(corpus_root, config.target.system_prompt, what="[target] system_prompt").read_text(encoding="utf-8")
 
 
-def promptfoo_assert(expectation: BaseModel) -> dict[str, Any]:
-    """One promptfoo assertion equivalent to an evalbot expectation."""
-    kind, value = expectation_kind(expectation), expectation_value(expectation)
-    if kind == "rubric":
-        return {"type": "llm-rubric", "value": value}
-    if kind == "contains":
-        return {"type": "contains", "value": value}
-    if kind == "not_contains":
-        return {"type": "not-contains", "value": value}
-    if kind in ("regex", "not_regex"):
-        return _regex_assert(value, negate=kind == "not_regex")
-    if kind == "equals":
-        return {"type": "javascript", "value": f"output.trim() === {json.dumps(value.strip())}"}
-    if kind == "json_schema":
-        return {"type": "is-json", "value": value}
-    if kind == "max_chars":
-        return {"type": "javascript", "value": f"output.length <= {value}"}
-    raise ValueError(f"no promptfoo assertion for {kind}")
+def output_files(fmt: str, out: Path) -> tuple[Path, list[str]]:
+    """Where the main file goes for `--out out`, and a note when it is not `out` itself.
+
+    Inspect reads a dataset by its extension, so the inspect dataset is always `<stem>.jsonl` (`x.inspect` ->
+    `x.jsonl`, task `x_task.py`)."""
+    if fmt == "inspect" and out.suffix != ".jsonl":
+        dataset = out.with_suffix(".jsonl")
+        return dataset, [f"writing the dataset to {dataset.name} (Inspect AI reads a dataset by its extension, .jsonl)"]
+    return out, []
 
 
-def _expectations(case: Case) -> list[dict[str, Any]]:
-    return [e.model_dump(mode="json") for e in case.expect]
-
-
-def to_promptfoo(cases: Sequence[Case]) -> str:
-    """The cases as a promptfoo tests file (YAML)."""
-    tests = [
-        {
-            "description": f"{case.id}: {case.title}",
-            "vars": {"case_id": case.id, "messages": replay_messages(case)},
-            "assert": [promptfoo_assert(e) for e in case.expect],
-            "metadata": {"case_id": case.id, "tags": list(case.tags), "permalink": case.source.permalink},
-        }
-        for case in cases
-    ]
-    return yaml.dump(tests, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=4096)
-
-
-def inspect_sample(case: Case) -> dict[str, Any]:
-    """One Inspect AI sample (the fields of `inspect_ai.dataset.Sample`)."""
-    rubrics = [expectation_value(e) for e in case.expect if expectation_kind(e) == "rubric"]
-    texts = [expectation_value(e) for e in case.expect if expectation_kind(e) in ("equals", "contains")]
-    return {
-        "id": case.id,
-        "input": replay_messages(case),
-        "target": rubrics or texts,
-        "metadata": {"title": case.title, "tags": list(case.tags), "permalink": case.source.permalink,
-                     "expect": _expectations(case)},
-    }
-
-
-def to_inspect(cases: Sequence[Case]) -> str:
-    """The cases as an Inspect AI JSONL dataset."""
-    return "".join(json.dumps(inspect_sample(case), ensure_ascii=False) + "\n" for case in cases)
-
-
-def to_jsonl(cases: Sequence[Case]) -> str:
-    """The cases as JSONL, one case file's data per line."""
-    return "".join(case.model_dump_json(exclude_none=True) + "\n" for case in cases)
+def export_corpus(cases: Sequence[Case], fmt: str, *, name: str = "cases", config: EvalConfig | None = None,
+                  system_prompt: str | None = None) -> Export:
+    """The cases in format `fmt` (promptfoo | inspect | jsonl); `name` is the main file's name."""
+    if fmt == "promptfoo":
+        document, refused = promptfoo_config(cases, config=config, system_prompt=system_prompt)
+        if name.endswith(".json"):
+            text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+        else:
+            text = yaml.dump(document, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=4096)
+        notes = [] if config is None or isinstance(config.target, AnthropicTarget) else [
+            f"[target] kind {config.target.kind} has no promptfoo provider: replace the `echo` provider in {name}"]
+        return Export({name: text}, refused, notes)
+    if fmt == "inspect":
+        dataset = name if name.endswith(".jsonl") else Path(name).stem + ".jsonl"
+        task = Path(dataset).stem + "_task.py"
+        return Export({dataset: inspect_dataset(cases),
+                       task: inspect_task_file(cases, dataset_name=dataset, config=config, system_prompt=system_prompt)})
+    if fmt == "jsonl":
+        return Export({name: "".join(case.model_dump_json(exclude_none=True) + "\n" for case in cases)})
+    raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
 def export_cases(cases: Sequence[Case], fmt: str) -> str:
-    """The cases in format `fmt` (promptfoo | inspect | jsonl)."""
-    writers = {"promptfoo": to_promptfoo, "inspect": to_inspect, "jsonl": to_jsonl}
-    if fmt not in writers:
-        raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
-    return writers[fmt](cases)
+    """The main file's text for the cases in format `fmt`, without evalbot.toml (no provider, no system prompt)."""
+    return export_corpus(cases, fmt).main
