@@ -93,7 +93,8 @@ def _bare_remote(tmp_path, *, with_commit: bool):
         subprocess.run(["git", "init", "-q", str(work)], check=True)
         (work / "x").write_text("x")
         subprocess.run(["git", "-C", str(work), "add", "x"], check=True)
-        subprocess.run(["git", "-C", str(work), "commit", "-qm", "x"], check=True)
+        subprocess.run(["git", "-C", str(work), "-c", "user.name=Someone", "-c", "user.email=someone@example.com",
+                        "commit", "-qm", "x"], check=True)
         subprocess.run(["git", "-C", str(work), "push", "-q", str(remote), "HEAD:main"], check=True)
     return remote
 
