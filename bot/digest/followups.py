@@ -8,7 +8,7 @@ Slack-free. An event in a case's life becomes one `FollowUp` for its flag thread
 - `regressed`: it passed at its previous graded run and fails again.
 
 `run_followups(run_id, outcomes)` decides the run events: at most one per case per run, none for a case that could
-not be graded (an error says nothing about the model). The edge renders a FollowUp (bot/slack/blocks/followups.py),
+not be graded (an error says nothing about the model), and no fixed/regressed for a flaky result. The edge renders a FollowUp (bot/slack/blocks/followups.py),
 mentioning each flagger who has not muted follow-ups once. `key` names the event, so recording it twice is a no-op
 (bot/digest/outbox.py keeps the outbox).
 """
@@ -81,6 +81,7 @@ class CaseOutcome:
     thread: tuple[str, str] | None  # (channel, thread ts) of the flag thread; None: not from Slack
     flaggers: tuple[str, ...]
     changes: tuple[str, ...] = field(default=())
+    flaky: bool = False  # its trials disagreed this run: a flip is not news until it is confirmed
 
 
 def thread_of(channel: str | None, ts: str | None, permalink: str | None = None) -> tuple[str, str] | None:
@@ -149,6 +150,8 @@ def run_followup(run_id: int, outcome: CaseOutcome) -> FollowUp | None:
     if outcome.previous is None:
         return replace(base, reproduces=failing, detail=first_problem(outcome.failure) if failing else None)
     previous_run, previous_status = outcome.previous
+    if outcome.flaky:
+        return None
     if previous_status == "fail" and not failing:
         return replace(base, kind="fixed", previous_run=previous_run, changes=outcome.changes)
     if previous_status == "pass" and failing:

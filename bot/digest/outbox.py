@@ -198,7 +198,7 @@ def run_outcomes(session: Session, corpus: Corpus, run_id: int) -> list[CaseOutc
             previous=(previous[0], as_graded(previous[1])) if previous else None,
             thread=(thread_of(source.channel, source.ts, source.permalink) if source.kind == "slack" else None)
             if source else flagged_in.get(result.case_id),
-            flaggers=who.get(result.case_id, ()), changes=changes))
+            flaggers=who.get(result.case_id, ()), changes=changes, flaky=result.flaky))
     return outcomes
 
 

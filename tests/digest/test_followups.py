@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.digest.followups import CaseOutcome, FollowUp, expectation_line, run_followups, thread_of, to_mention
@@ -70,3 +72,10 @@ def test_expectations_are_one_line_each():
     rubric, absent = parse_expectations([{"rubric": "States the 30-day\nwindow."}, {"not_contains": "90 days"}])
     assert expectation_line(rubric) == "rubric: States the 30-day window."
     assert expectation_line(absent) == "not contains: 90 days"
+
+
+def test_a_flaky_flip_is_not_news_but_a_flaky_first_result_is():
+    flaky = {"flaky": True}
+    assert run_followups(4, [replace(outcome("pass", (3, "fail")), **flaky)]) == []
+    assert run_followups(4, [replace(outcome("fail", (3, "pass")), **flaky)]) == []
+    assert [f.kind for f in run_followups(4, [replace(outcome("fail", None), **flaky)])] == ["first_result"]
