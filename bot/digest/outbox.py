@@ -224,6 +224,16 @@ def owed_runs(session: Session, *, now: datetime | None = None) -> list[int]:
     return [run_id for run_id in session.exec(query) if run_id is not None and run_id not in recorded]
 
 
+def skip_backlog(session: Session, owed: list[int], *, holder: str) -> list[int]:
+    """On the first look ever (no run's follow-ups recorded yet), mark every owed run but the newest as recorded
+    without messages, so turning follow-ups on does not replay a week of runs; returns the runs still owed."""
+    if len(owed) < 2 or session.exec(select(JobClaim.slot).where(JobClaim.job == RUN_JOB).limit(1)).first() is not None:
+        return owed
+    for run_id in owed[:-1]:
+        claim(session, job=RUN_JOB, slot=str(run_id), holder=holder)
+    return owed[-1:]
+
+
 def record_run(session: Session, corpus: Corpus, run_id: int, *, holder: str) -> int | None:
     """Record run `run_id`'s follow-ups once (whoever claims the run first); None when it was claimed already."""
     if not claim(session, job=RUN_JOB, slot=str(run_id), holder=holder):

@@ -217,3 +217,17 @@ def test_one_sender_at_a_time_across_replicas(db_url, corpus_dir):
         assert outbox.claim_sender(session, holder="replica-a", now=now)  # a refresh
     with session_scope(rt.engine) as session:  # replica-a died: after CLAIM_TTL its claim is taken over
         assert outbox.claim_sender(session, holder="replica-b", now=now + outbox.CLAIM_TTL + timedelta(seconds=1))
+
+
+def test_turning_follow_ups_on_does_not_replay_a_week_of_runs(db_url, corpus_dir):
+    from bot.runtime import open_runtime
+
+    rt = open_runtime()
+    for _ in range(3):
+        record_run(rt, trigger="nightly")
+    with session_scope(rt.engine) as session:
+        owed = outbox.owed_runs(session)
+        assert outbox.skip_backlog(session, owed, holder="a") == [3] and owed == [1, 2, 3]
+    with session_scope(rt.engine) as session:
+        assert outbox.owed_runs(session) == [3]
+        assert outbox.skip_backlog(session, [3, 4], holder="a") == [3, 4]  # later looks keep every run

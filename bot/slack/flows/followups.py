@@ -123,7 +123,7 @@ class FollowUpSender:
         """Record the follow-ups of every run that owes them; how many were added."""
         added = 0
         with session_scope(self.rt.engine) as session:
-            owed = outbox.owed_runs(session, now=self.clock.now())
+            owed = outbox.skip_backlog(session, outbox.owed_runs(session, now=self.clock.now()), holder=self.holder)
         for run_id in owed:
             with session_scope(self.rt.engine) as session:
                 added += outbox.record_run(session, self.rt.corpus, run_id, holder=self.holder) or 0
