@@ -2,4 +2,5 @@
 
 `capture` (the capture reply and case card), `triage` (help, lists, case detail, outcomes), `modals` (promote,
 edit, reject and the reading of what was typed) and `digest` (the digest message and its thread).
+`followups` (follow-ups in flag threads) and `home` (the App Home view).
 """
