@@ -28,12 +28,15 @@ from bot.slack.client import signing_in
 from bot.slack.deps import SubmitFlag
 from bot.slack.flows.capture_worker import CaptureWorker
 from bot.slack.flows.digest_post import post_pending_digests, publish
+from bot.slack.flows.followups import FollowUpSender, FollowUpService
 from bot.slack.http import EvalbotAsgi
 from bot.store.tables import advisory_lock, session_scope
 
 REINDEX_LOCK_KEY = 727_003  # arbitrary, distinct from the other advisory locks
 
 log = logging.getLogger(__name__)
+
+_FOLLOWUPS: list[FollowUpService] = []  # started by start_background, stopped by stop_background
 
 
 def start(settings: Settings, *, submit_flag: SubmitFlag | None = None) -> tuple[Runtime, App]:
@@ -69,12 +72,15 @@ def start_background(runtime: Runtime, app: App) -> Nightly:
             log.exception("finishing interrupted runs or posting pending digests failed")
 
     threading.Thread(target=post_pending, name="evalbot-pending-digests", daemon=True).start()
+    _FOLLOWUPS.append(FollowUpService(FollowUpSender(runtime, client)).start())  # follow-ups from the outbox
     return nightly
 
 
 def stop_background(nightly: Nightly) -> None:
     """Stop the scheduler; a run in progress is marked failed (interrupted) and its lock released."""
     nightly.shutdown()
+    while _FOLLOWUPS:
+        _FOLLOWUPS.pop().stop()
     if runs.interrupt_in_flight():
         log.warning("stopped during an eval run: marked failed as interrupted (a batch run resumes at the next start)")
 

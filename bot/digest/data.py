@@ -14,12 +14,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, or_, select
 
 from bot.core.clock import utcnow
 from bot.evals.compare import CaseStatus, Comparison, RunSummary, compare_runs
 from bot.store.tables import EvalRun, JobClaim
+
+if TYPE_CHECKING:
+    from bot.corpus.files import Corpus
+    from bot.digest.people import Growth
 
 TREND_RUNS = 30  # runs in the trend chart
 DIGEST_JOB = "digest"  # JobClaim job of a digest being (or wanting to be) posted; slot = run id
@@ -37,6 +42,7 @@ class Item:
     detail: str | None  # the failing expectation, the judge's reason or the error; flaky: how often it passed
     permalink: str | None  # the Slack thread it was captured from
     status: str  # pass | fail | error (now)
+    flaggers: tuple[str, ...] = ()  # who flagged it (regressions and fixes, filled by bot.digest.people)
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class Digest:
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     trend: tuple[TrendPoint, ...] = ()  # oldest first, this run last when it finished
+    growth: Growth | None = None  # the week's contributors and corpus growth (bot.digest.people), on a week's first run
 
     def lists(self) -> list[tuple[str, tuple[Item, ...]]]:
         """The case lists in the order the digest shows them: regressions first."""
@@ -158,10 +165,18 @@ def run_history(session: Session, *, up_to: int, limit: int = TREND_RUNS) -> lis
     return [RunSummary.of(row) for row in reversed(list(rows))]
 
 
-def load_digest(session: Session, run_id: int) -> Digest:
-    """The digest of run `run_id` compared with the previous finished run (RunNotFoundError if there is no such run)."""
+def load_digest(session: Session, run_id: int, *, corpus: Corpus | None = None) -> Digest:
+    """The digest of run `run_id` compared with the previous finished run (RunNotFoundError if there is no such run).
+
+    With the `corpus`, it also names people: flaggers of regressions and fixes, the week's contributors.
+    """
     comparison = compare_runs(session, run_id)
-    return build_digest(comparison, run_history(session, up_to=run_id))
+    digest = build_digest(comparison, run_history(session, up_to=run_id))
+    if corpus is None:
+        return digest
+    from bot.digest.people import load_people  # people reads the case files and the flags
+
+    return load_people(session, corpus, digest)
 
 
 def pending_digest_runs(session: Session, *, now: datetime | None = None) -> list[int]:

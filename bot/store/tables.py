@@ -183,6 +183,45 @@ class JobClaim(SQLModel, table=True):
     claimed_at: datetime = Field(default_factory=utcnow)
 
 
+# ---------------------------------------------------------------- follow-ups to flaggers (issue 16)
+
+
+class FollowUpRow(SQLModel, table=True):
+    """A follow-up owed in a flag thread (the outbox): recorded before it is sent, sent once.
+
+    `key` is unique (one per case and event: `promoted:<case>`, `rejected:<case>`, `run:<run>:<case>`), so a
+    second replica recording the same event inserts nothing. `payload` is the domain FollowUp as JSON; the sender
+    renders it at the edge. status: pending | sent | skipped (nobody to tell) | failed (Slack refused for good).
+    """
+
+    __tablename__ = "followups"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=80, unique=True)
+    case_id: str = Field(index=True, max_length=32)
+    kind: str = Field(max_length=16)
+    run_id: int | None = None
+    channel: str = Field(max_length=32)
+    thread_ts: str = Field(max_length=32)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", index=True, max_length=16)
+    attempts: int = 0
+    not_before: datetime = Field(default_factory=utcnow)
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claimed_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    sent_ts: str | None = Field(default=None, max_length=32)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class FollowUpMute(SQLModel, table=True):
+    """A person who asked not to be mentioned in follow-ups (`/eval mute`; `/eval unmute` deletes the row)."""
+
+    __tablename__ = "followup_mutes"
+    user_id: str = Field(primary_key=True, max_length=32)
+    muted_at: datetime = Field(default_factory=utcnow)
+
+
 _ENGINES: dict[str, Engine] = {}
 _ENGINES_GUARD = threading.Lock()
 

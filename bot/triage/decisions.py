@@ -20,6 +20,7 @@ from bot.corpus.files import Corpus
 from bot.corpus.gitrepo import Author
 from bot.corpus.schema import Case, Expectation, Rubric
 from bot.corpus.similarity import NearDuplicate, near_duplicates
+from bot.digest import outbox
 from bot.evals.graders import grade_deterministic, is_deterministic
 from bot.store.tables import CaptureReply, Rejection
 
@@ -130,6 +131,7 @@ def promote(
     with corpus.change(author=actor, message=f"Promote {case.id}: {case.title}") as tx:
         tx.write(case)
     caseindex.upsert(session, case)
+    outbox.record_promotion(session, case)  # the flaggers' follow-up, in this transaction (sent by the outbox)
     log.info("promoted %s with %d expectation(s) by %s", case.id, len(case.expect), actor.user_id,
              extra={"event": "promote", "case_id": case.id, "user": actor.user_id})
     return PromoteResult(
@@ -176,6 +178,7 @@ def reject_candidate(*, corpus: Corpus, session: Session, ref: str, actor: Autho
     with corpus.change(author=actor, message=f"Reject {candidate.id}: {candidate.title}\n\nReason: {reason}") as tx:
         tx.delete(candidate)
     caseindex.remove(session, case_id=candidate.id)
+    outbox.record_rejection(session, candidate, rejected_by=actor.user_id, reason=reason)
     log.info("rejected %s by %s", candidate.id, actor.user_id, extra={"event": "reject", "case_id": candidate.id, "user": actor.user_id})
     rejection = Rejection(
         case_id=candidate.id,

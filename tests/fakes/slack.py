@@ -301,6 +301,7 @@ class _Workspace:
         self.users: dict[str, JSON] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.views: dict[str, JSON] = {}
+        self.home_views: dict[str, JSON] = {}  # user id -> the App Home view published for them
         self.files: dict[str, UploadedFile] = {}
         self.ephemerals: list[JSON] = []
         self.tickets: set[str] = set()
@@ -520,6 +521,24 @@ class _Workspace:
         self.views[view_id] = stored
         return copy.deepcopy(stored)
 
+    # -- App Home (issue 16): views.publish keeps each user's home view, as Slack shows it in their Home tab
+
+    def api_views_publish(self, params: JSON) -> JSON:
+        user_id = _require(params, "user_id", "invalid_arguments")
+        if user_id not in self.users:
+            raise _ApiError("user_not_found")
+        view = _as_json(params.get("view"))
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise _ApiError("invalid_arguments")
+        if len(view.get("blocks") or []) > 100:
+            raise _ApiError("invalid_blocks")
+        current = self.home_views.get(user_id)
+        if params.get("hash") and current and params["hash"] != current["hash"]:
+            raise _ApiError("hash_conflict")
+        stored = self.store_view(params, view_id=current["id"] if current else self.next_id("V"), root_id=None)
+        self.home_views[user_id] = stored
+        return {"view": copy.deepcopy(stored)}
+
     def api_reactions_add(self, params: JSON) -> JSON:
         channel = self.channel(params.get("channel"))
         message = self.message(channel, params.get("timestamp"))
@@ -715,6 +734,11 @@ class FakeSlack:
         """Views opened, pushed or updated, by view id."""
         with self._lock:
             return copy.deepcopy(self._workspace.views)
+
+    def home_view(self, user_id: str) -> JSON | None:
+        """The App Home view last published for ``user_id`` (views.publish), or None."""
+        with self._lock:
+            return copy.deepcopy(self._workspace.home_views.get(user_id))
 
     @property
     def files(self) -> dict[str, UploadedFile]:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bot.digest.data import Digest, Item
+from bot.digest.people import Growth
 from bot.evals.compare import RunSummary
 from bot.slack.blocks import kit
 from bot.slack.blocks.kit import escape, slack_len
@@ -73,7 +74,7 @@ def item_line(item: Item) -> str:
     label = f"<{url}|{title.replace('|', '¦')}>" if url else title
     detail = f" — {escape(clip(item.detail, DETAIL_CHARS))}" if item.detail else ""
     case_id = escape(clip(item.case_id, 40)).replace("`", "'")
-    return f"• `{case_id}` {label}{detail}"
+    return f"• `{case_id}` {label}{detail}{flagged_by(item)}"
 
 
 def _more(count: int) -> str:
@@ -194,6 +195,8 @@ def digest_message(digest: Digest) -> Message:
         if items:
             block, _ = list_section(HEADINGS[name], items)
             blocks.append(block)
+    if digest.growth is not None:
+        blocks.append(_section(growth_text(digest.growth)))
     blocks.append({"type": "divider"})
     blocks.append({"type": "context", "elements": usage_elements(digest)})
     return Message(kit.message_text(summary_text(digest)), kit.message_blocks(blocks))
@@ -295,3 +298,37 @@ def status_message(*, last: RunSummary | None, last_regressions: int | None, dig
     if next_run is not None:
         plain += f"; next nightly run {next_run.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
     return Message(kit.message_text(plain), [_section(text)])
+
+
+# ---------------------------------------------------------------- people (issue 16)
+
+MAX_NAMED = 5  # flaggers named on one line, contributors in the weekly line
+
+
+def _people(users: Sequence[str], limit: int = MAX_NAMED) -> str:
+    shown = ", ".join(f"<@{escape(u)}>" for u in users[:limit])
+    return shown + (f" and {len(users) - limit} more" if len(users) > limit else "")
+
+
+def flagged_by(item: Item) -> str:
+    """' — flagged by <@U1>, <@U2>' for an item that knows its flaggers, else ''."""
+    return f" — flagged by {_people(item.flaggers)}" if item.flaggers else ""
+
+
+def growth_text(growth: Growth) -> str:
+    """The weekly line: cases added and by whom, the corpus's size and new tags, first-time contributors."""
+    if growth.added:
+        noun = "case" if growth.added == 1 else "cases"
+        people = [f"<@{escape(u)}> ({n})" for u, n in growth.contributors[:MAX_NAMED]]
+        more = len(growth.contributors) - MAX_NAMED
+        by = f" flagged by {', '.join(people)}" + (f" and {more} more" if more > 0 else "") if people else ""
+        line = f":seedling: *This week:* {growth.added} new {noun}{by}"
+    else:
+        line = ":seedling: *This week:* no new cases"
+    tags = f"{growth.tags_total} tag{'s' if growth.tags_total != 1 else ''}"
+    if growth.new_tags:
+        tags += " (new: " + ", ".join(f"`{escape(clip(t, 40))}`" for t in growth.new_tags[:MAX_NAMED]) + ")"
+    line += f" · corpus: {growth.total} case{'s' if growth.total != 1 else ''}, {tags}"
+    if growth.first_timers:
+        line += f" · :tada: first-time contributors: {_people(growth.first_timers)}"
+    return clip(line, MAX_SECTION)

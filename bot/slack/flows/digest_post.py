@@ -69,7 +69,7 @@ def post_digest(runtime: Runtime, run_id: int, *, client: WebClient | None = Non
         if not claim(session, job=DIGEST_JOB, slot=str(run_id), holder=PROCESS, take_over_before=utcnow() - CLAIM_TTL):
             log.info("the digest of run %d is being posted by another process", run_id)
             return None
-        digest = load_digest(session, run_id)
+        digest = load_digest(session, run_id, corpus=runtime.corpus)
     message = db.digest_failure_message(digest) if digest.failure else db.digest_message(digest)
     try:
         response = client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks,
