@@ -9,6 +9,7 @@ exists, the touched files are put back as they were (from memory, so files git n
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -51,6 +52,11 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def case_digest(case: Case) -> str:
+    """A short hash of a case's content (as evalbot writes it): what an edit form was opened on."""
+    return hashlib.sha256(dump_case(case).encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass
@@ -134,6 +140,7 @@ class CorpusChange:
     before: dict[Path, str | None] = field(default_factory=dict)
     after: dict[Path, str | None] = field(default_factory=dict)
     hooks: list[Callable[[], None]] = field(default_factory=list)
+    message: str | None = None  # the commit message, when only known inside the change
 
     def _touch(self, path: Path) -> None:
         if path not in self.before:
@@ -305,13 +312,13 @@ class Corpus:
                 yield
 
     @contextmanager
-    def change(self, *, author: Author, message: str, wait: bool = False) -> Iterator[CorpusChange]:
+    def change(self, *, author: Author, message: str = "", wait: bool = False) -> Iterator[CorpusChange]:
         """File writes that end up committed as `author`; undone if anything fails before the commit exists.
 
         Read, check and write inside the block: it holds the writers' lock, so what is read there is what the
         change applies to (a compare-and-set). On one host, changes that arrive while another commit is
         running are committed together (group commit): one commit per run of consecutive changes by the same
-        author, its message listing each. `wait` (or an `after_commit` hook) keeps the lock until the commit
+        author, its message listing each (`tx.message` replaces `message` when set inside the block). `wait` (or an `after_commit` hook) keeps the lock until the commit
         exists and the hooks ran, so the next writer sees the outcome in git too. With EVALBOT_GIT_PUSH, each
         change first pulls the remote, and commits and pushes before the shared (cross-replica) lock is
         released, so replicas with their own clones see each other's cases.
@@ -329,7 +336,7 @@ class Corpus:
             if not tx.touched:
                 return
             tx.seal()
-            entry = _Pending(change=tx, message=message, author=author)
+            entry = _Pending(change=tx, message=tx.message or message, author=author)
             with queue.guard:
                 queue.pending.append(entry)
             if self.push_remote or wait or tx.hooks:
