@@ -141,6 +141,7 @@ class CorpusChange:
     after: dict[Path, str | None] = field(default_factory=dict)
     hooks: list[Callable[[], None]] = field(default_factory=list)
     message: str | None = None  # the commit message, when only known inside the change
+    record: bool = False  # commit even if git sees no difference (removing a file git never saw is a decision too)
 
     def _touch(self, path: Path) -> None:
         if path not in self.before:
@@ -373,7 +374,8 @@ class Corpus:
                     try:
                         if failed is not None:  # later changes may build on the failed ones: they fail too
                             raise failed.entries[0].error or CorpusError("an earlier commit failed")
-                        self.repo.commit_files(files, message=_group_message(group), author=group[0].author)
+                        self.repo.commit_files(files, message=_group_message(group), author=group[0].author,
+                                               allow_empty=any(e.change.record for e in group))
                     except BaseException as exc:  # noqa: BLE001 - every writer in the group gets the failure
                         failed = failed or _Failure(entries=[])
                         failed.entries.extend(group)

@@ -242,6 +242,7 @@ def reject_candidate(*, corpus: Corpus, session: Session, ref: str, actor: Autho
         candidate = rejectable(corpus, case_id)
         tx.message = f"Reject {candidate.id}: {candidate.title}\n\nReason: {reason}"
         tx.delete(candidate)
+        tx.record = True  # in a folder never committed, the decision is still a commit
         rejection = Rejection(
             case_id=candidate.id,
             title=candidate.title,

@@ -64,7 +64,7 @@ def promotion(case: Case) -> Decision:
 def last_decision(corpus: Corpus, case_id: str) -> Decision | None:
     """The newest commit touching the case's files, as a decision; None when git has no record of it."""
     paths = [corpus.repo.relative(corpus.path_for(case_id, status)) for status in STATUS_DIRS]
-    found = corpus.repo.last_change(paths)
+    found = corpus.repo.last_change(paths, mentioning=case_id)
     if found is None:
         return None
     name, email, subject, when = found
