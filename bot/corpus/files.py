@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from bot.core.errors import AmbiguousIdError, CaseNotFoundError, CorpusError, EvalbotError, InvalidCaseError
+from bot.core.errors import AmbiguousIdError, CaseNotFoundError, CorpusError, EvalbotError, InvalidCaseError, RebaseStoppedError
 from bot.corpus.casefile import dump_case, parse_case
 from bot.corpus.gitrepo import Author, GitRepo
 from bot.corpus.ids import check_prefix
@@ -385,11 +385,17 @@ class Corpus:
                         pending.done = True
 
     def pull(self) -> bool:
-        """Rebase onto the remote's branch before a change; an unreachable remote is logged, not fatal."""
+        """Rebase onto the remote's branch before a change; an unreachable remote is logged, not fatal.
+
+        A rebase that stops is aborted and raised (RebaseStoppedError), so the change is refused, not made on
+        a copy that cannot be pushed.
+        """
         try:
             with self.lock("git"):
                 self.repo.pull(self.push_remote)
             return True
+        except RebaseStoppedError:
+            raise  # the local copy cannot follow the remote: refuse the change rather than diverge further
         except CorpusError as exc:
             log.warning("corpus pull from %s failed (working on the local copy): %s", self.push_remote, exc)
             return False

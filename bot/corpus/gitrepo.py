@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bot.core.clock import utcnow
-from bot.core.errors import CorpusError
+from bot.core.errors import CorpusError, RebaseStoppedError
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ class GitRepo:
                     self.run("rebase", "--abort", env=identity_env())
                 except CorpusError as abort:
                     raise CorpusError(f"{exc}; and aborting the rebase failed too: {abort}") from None
-                raise CorpusError(f"rebasing onto {remote} {branch} stopped and was aborted (the local commits are kept): {exc}") from None
+                raise RebaseStoppedError(f"rebasing onto {remote} {branch} stopped and was aborted (the local commits are kept): {exc}") from None
             raise
 
     def push(self, remote: str) -> None:

@@ -148,19 +148,19 @@ def promote(
 
 
 def locate(corpus: Corpus, ref: str) -> str:
-    """The id of the case `ref` names; for a full id whose file is gone, a refusal saying what became of it."""
-    try:
-        return corpus.resolve(ref)[0]
-    except CaseNotFoundError:
-        checked = check_prefix(ref)
-        if len(checked) == ID_LENGTH and history.last_decision(corpus, checked) is not None:
-            raise CaseStateError(history.gone(corpus, checked)) from None
-        raise
+    """The id of the case `ref` names. A full id is taken as it is: whether that case is still there, and
+    what became of it if not, is checked inside the corpus lock (`promotable`, `rejectable`, `editable`)."""
+    checked = check_prefix(ref)
+    if len(checked) == ID_LENGTH:
+        return checked
+    return corpus.resolve(checked)[0]
 
 
 def _current(corpus: Corpus, case_id: str) -> Case:
     case = corpus.find(case_id)
     if case is None:
+        if history.last_decision(corpus, case_id) is None:
+            raise CaseNotFoundError(f"no case has an id starting with '{case_id}' (see `list`)")
         raise CaseStateError(history.gone(corpus, case_id))
     return case
 

@@ -184,7 +184,7 @@ class TriageOps:
     def edit(self, *, user_id: str, plan: EditPlan) -> str:
         """Edit as the maintainer, refresh the capture card; returns what to tell them."""
         self.maintainers.require(user_id)
-        before = self.case(plan.case_id)
+        before = triage.editable(self.rt.corpus, triage.locate(self.rt.corpus, plan.case_id))
         with session_scope(self.rt.engine) as session:
             case = triage.edit(corpus=self.rt.corpus, session=session, ref=plan.case_id, actor=self.author(user_id),
                                title=plan.title, tags=plan.tags, expect=plan.expect, digest=plan.digest)
