@@ -42,6 +42,12 @@ def corpus(request, tmp_path, engine):
     return corpus
 
 
+@pytest.fixture
+def loose(tmp_path, engine):
+    """The harder case for naming who decided: a folder git never saw, whose first commits are the decisions."""
+    return Corpus(loose_corpus(tmp_path / "corpus"))
+
+
 def promote(corpus, engine, who=ANA):
     with session_scope(engine) as session:
         return triage.promote(corpus=corpus, session=session, ref=STOVES, actor=who, expect=EXPECT)
@@ -105,7 +111,8 @@ def test_a_failed_commit_leaves_files_git_and_database_as_they_were(corpus, engi
     assert db_rows(engine) == rows
 
 
-def test_second_promotion_is_refused_naming_the_first(corpus, engine):
+def test_second_promotion_is_refused_naming_the_first(loose, engine):
+    corpus = loose
     with clock.frozen_at(T0):
         promote(corpus, engine, ANA)
     head, rows = git_state(corpus.root)[0], db_rows(engine)
@@ -116,7 +123,8 @@ def test_second_promotion_is_refused_naming_the_first(corpus, engine):
     assert corpus.get(STOVES).promoted_by == ANA.user_id
 
 
-def test_promotion_after_a_rejection_is_refused_naming_it(corpus, engine):
+def test_promotion_after_a_rejection_is_refused_naming_it(loose, engine):
+    corpus = loose
     with clock.frozen_at(T0):
         reject(corpus, engine, ANA)
     head, rows = git_state(corpus.root)[0], db_rows(engine)
@@ -127,7 +135,8 @@ def test_promotion_after_a_rejection_is_refused_naming_it(corpus, engine):
     assert git_state(corpus.root)[0] == head and db_rows(engine) == rows
 
 
-def test_rejection_after_a_promotion_is_refused_naming_it(corpus, engine):
+def test_rejection_after_a_promotion_is_refused_naming_it(loose, engine):
+    corpus = loose
     with clock.frozen_at(T0):
         promote(corpus, engine, ANA)
     head = git_state(corpus.root)[0]
@@ -139,7 +148,8 @@ def test_rejection_after_a_promotion_is_refused_naming_it(corpus, engine):
     assert db_rows(engine)[1] == []
 
 
-def test_an_edit_of_a_changed_case_is_refused_naming_who_changed_it(corpus, engine):
+def test_an_edit_of_a_changed_case_is_refused_naming_who_changed_it(loose, engine):
+    corpus = loose
     opened = case_digest(corpus.get(STOVES))
     with clock.frozen_at(T0):
         edit(corpus, engine, ANA, digest=opened, title="Ana's title")
