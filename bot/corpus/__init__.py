@@ -1,7 +1,8 @@
 """Corpus: the git-tracked case files and what is derived from them.
 
 `schema` (Case, Turn, Source, the Expectation union), `casefile` (dump_case, parse_case), `ids` (case_id_for,
-check_prefix), `files` (Corpus: atomic writes, one commit per change of exactly what it wrote, undo, the writers lock,
-case_digest), `gitrepo` (GitRepo, Author, identity_env: commits and rebases that need no machine git identity), `index` (the case_index table kept in step with the files: reindex, listing) and `similarity`
-(near_duplicates).
+check_prefix), `files` (Corpus: atomic writes, one commit per change of exactly what it wrote, undo, the
+writers lock, case_digest), `gitrepo` (GitRepo, Author, identity_env: commits and rebases that need no git
+identity from the machine), `index` (the case_index table kept in step with the files: reindex, listing) and
+`similarity` (near_duplicates).
 """
