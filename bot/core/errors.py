@@ -130,6 +130,10 @@ class CorpusError(StateError):
     """The corpus folder or its git repository is unusable."""
 
 
+class RebaseStoppedError(CorpusError):
+    """Rebasing onto the shared remote stopped (a conflict); it was aborted, and changes are refused until fixed."""
+
+
 class RunInProgressError(StateError):
     """An eval run is already in progress."""
 

@@ -1,7 +1,9 @@
 """Corpus: the git-tracked case files and what is derived from them.
 
 `schema` (Case, Turn, Source, the Expectation union), `casefile` (dump_case, parse_case), `ids` (case_id_for,
-check_prefix), `files` (Corpus: atomic writes, one commit per change, the writers lock), `gitrepo` (GitRepo,
-Author), `index` (the case_index table kept in step with the files: reindex, listing), `similarity`
-(near_duplicates) and `seed` (prepare_data: the data folder and the example corpus on first start).
+check_prefix), `files` (Corpus: atomic writes, one commit per change of exactly what it wrote, undo, the
+writers lock, case_digest), `gitrepo` (GitRepo, Author, identity_env: commits and rebases that need no git
+identity from the machine), `index` (the case_index rows: listing), `refresh` (the index follows git: only what
+changed is parsed again), `bulk` (many files parsed in worker processes), `similarity` (near_duplicates) and
+`seed` (prepare_data: the data folder and the example corpus on first start).
 """

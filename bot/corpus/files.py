@@ -9,6 +9,7 @@ exists, the touched files are put back as they were (from memory, so files git n
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from bot.core.errors import AmbiguousIdError, CaseNotFoundError, CorpusError, EvalbotError, InvalidCaseError
+from bot.core.errors import AmbiguousIdError, CaseNotFoundError, CorpusError, EvalbotError, InvalidCaseError, RebaseStoppedError
 from bot.corpus.casefile import dump_case, parse_case
 from bot.corpus.gitrepo import Author, GitRepo
 from bot.corpus.ids import check_prefix
@@ -51,6 +52,11 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def case_digest(case: Case) -> str:
+    """A short hash of a case's content (as evalbot writes it): what an edit form was opened on."""
+    return hashlib.sha256(dump_case(case).encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass
@@ -134,6 +140,8 @@ class CorpusChange:
     before: dict[Path, str | None] = field(default_factory=dict)
     after: dict[Path, str | None] = field(default_factory=dict)
     hooks: list[Callable[[], None]] = field(default_factory=list)
+    message: str | None = None  # the commit message, when only known inside the change
+    record: bool = False  # commit even if git sees no difference (removing a file git never saw is a decision too)
 
     def _touch(self, path: Path) -> None:
         if path not in self.before:
@@ -305,13 +313,13 @@ class Corpus:
                 yield
 
     @contextmanager
-    def change(self, *, author: Author, message: str, wait: bool = False) -> Iterator[CorpusChange]:
+    def change(self, *, author: Author, message: str = "", wait: bool = False) -> Iterator[CorpusChange]:
         """File writes that end up committed as `author`; undone if anything fails before the commit exists.
 
         Read, check and write inside the block: it holds the writers' lock, so what is read there is what the
         change applies to (a compare-and-set). On one host, changes that arrive while another commit is
         running are committed together (group commit): one commit per run of consecutive changes by the same
-        author, its message listing each. `wait` (or an `after_commit` hook) keeps the lock until the commit
+        author, its message listing each (`tx.message` replaces `message` when set inside the block). `wait` (or an `after_commit` hook) keeps the lock until the commit
         exists and the hooks ran, so the next writer sees the outcome in git too. With EVALBOT_GIT_PUSH, each
         change first pulls the remote, and commits and pushes before the shared (cross-replica) lock is
         released, so replicas with their own clones see each other's cases.
@@ -329,7 +337,7 @@ class Corpus:
             if not tx.touched:
                 return
             tx.seal()
-            entry = _Pending(change=tx, message=message, author=author)
+            entry = _Pending(change=tx, message=tx.message or message, author=author)
             with queue.guard:
                 queue.pending.append(entry)
             if self.push_remote or wait or tx.hooks:
@@ -366,7 +374,8 @@ class Corpus:
                     try:
                         if failed is not None:  # later changes may build on the failed ones: they fail too
                             raise failed.entries[0].error or CorpusError("an earlier commit failed")
-                        self.repo.commit_files(files, message=_group_message(group), author=group[0].author)
+                        self.repo.commit_files(files, message=_group_message(group), author=group[0].author,
+                                               allow_empty=any(e.change.record for e in group))
                     except BaseException as exc:  # noqa: BLE001 - every writer in the group gets the failure
                         failed = failed or _Failure(entries=[])
                         failed.entries.extend(group)
@@ -376,11 +385,17 @@ class Corpus:
                         pending.done = True
 
     def pull(self) -> bool:
-        """Rebase onto the remote's branch before a change; an unreachable remote is logged, not fatal."""
+        """Rebase onto the remote's branch before a change; an unreachable remote is logged, not fatal.
+
+        A rebase that stops is aborted and raised (RebaseStoppedError), so the change is refused, not made on
+        a copy that cannot be pushed.
+        """
         try:
             with self.lock("git"):
                 self.repo.pull(self.push_remote)
             return True
+        except RebaseStoppedError:
+            raise  # the local copy cannot follow the remote: refuse the change rather than diverge further
         except CorpusError as exc:
             log.warning("corpus pull from %s failed (working on the local copy): %s", self.push_remote, exc)
             return False

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bot.core.clock import utcnow
-from bot.core.errors import CorpusError
+from bot.core.errors import CorpusError, RebaseStoppedError
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +139,12 @@ class GitRepo:
 
         return self._commit(rel, stage, message=message, author=author, when=when)
 
-    def commit_files(self, files: dict[Path, str | None], *, message: str, author: Author, when: datetime | None = None) -> bool:
+    def commit_files(self, files: dict[Path, str | None], *, message: str, author: Author, when: datetime | None = None,
+                     allow_empty: bool = False) -> bool:
         """Commit exactly these file contents (None: the file is deleted) as `author`, whatever is on disk now.
 
         So a change commits what it wrote, even when a later change has already rewritten the same file.
+        `allow_empty`: commit even when git sees no difference (a decision about a file git never saw).
         """
         contents = {self.relative(path): text for path, text in files.items()}
 
@@ -162,10 +164,10 @@ class GitRepo:
             if lines:
                 self.run("update-index", "--index-info", env=private, stdin="".join(f"{line}\n" for line in lines))
 
-        return self._commit(list(contents), stage, message=message, author=author, when=when)
+        return self._commit(list(contents), stage, message=message, author=author, when=when, allow_empty=allow_empty)
 
     def _commit(self, rel: list[str], stage: Callable[[dict[str, str]], None], *, message: str, author: Author,
-                when: datetime | None) -> bool:
+                when: datetime | None, allow_empty: bool = False) -> bool:
         """Build the commit in a private index (HEAD + `stage`), then move HEAD only if nobody else did.
 
         Nothing else is committed, whatever is staged or untracked around these paths; a failure at any step
@@ -180,9 +182,9 @@ class GitRepo:
                 self.run("read-tree", head, env=private)
             stage(private)
             tree = self.run("write-tree", env=private).strip()
-            if head is None and not self.run("ls-files", env=private).strip():
+            if not allow_empty and head is None and not self.run("ls-files", env=private).strip():
                 return False
-            if tree == head_tree:
+            if not allow_empty and tree == head_tree:
                 return False
             parents = ["-p", head] if head is not None else []
             sha = self.run("commit-tree", tree, *parents, "-m", message, env=identity_env(author, when=when)).strip()
@@ -204,15 +206,27 @@ class GitRepo:
         probe = self._git("rev-parse", "--verify", "-q", "HEAD", env=None, timeout=30)
         return probe.stdout.strip() if probe.returncode == 0 else None
 
-    def last_change(self, rel_paths: list[str]) -> tuple[str, str, str, datetime] | None:
-        """(author name, author email, subject, author date) of the newest commit touching any of `rel_paths`."""
+    def last_change(self, rel_paths: list[str], *, mentioning: str | None = None) -> tuple[str, str, str, datetime] | None:
+        """(author name, author email, message line, author date) of the newest commit about a file.
+
+        With `mentioning` (e.g. "Reject abcd1234:"-style lines name a case id), the newest commit with a
+        message line "<Verb> <mentioning>:" (also inside a group commit's list), which also finds a decision
+        about a file git never saw; otherwise, or when none does, the newest commit touching `rel_paths`.
+        """
         if not self.has_commits():
             return None
-        out = self.run("log", "-1", "--format=%an%x1f%ae%x1f%s%x1f%aI", "--", *rel_paths).strip()
+        fmt = "--format=%an%x1f%ae%x1f%aI%x1f%B%x1e"
+        out = ""
+        if mentioning:
+            out = self.run("log", "-1", fmt, "-E", f"--grep=^(- )?[A-Z][a-z]+ {mentioning}:").strip()
+        if not out:
+            out = self.run("log", "-1", fmt, "--", *rel_paths).strip()
         if not out:
             return None
-        name, email, subject, date = out.split("\x1f")
-        return name, email, subject, datetime.fromisoformat(date)
+        name, email, date, body = out.rstrip("\x1e").split("\x1f", 3)
+        line = next((ln.removeprefix("- ") for ln in body.splitlines() if mentioning and f" {mentioning}:" in ln),
+                    body.strip().splitlines()[0] if body.strip() else "")
+        return name, email, line, datetime.fromisoformat(date)
 
     def is_dirty(self, folder: Path) -> bool:
         rel = self.relative(folder) or "."
@@ -245,7 +259,7 @@ class GitRepo:
                     self.run("rebase", "--abort", env=identity_env())
                 except CorpusError as abort:
                     raise CorpusError(f"{exc}; and aborting the rebase failed too: {abort}") from None
-                raise CorpusError(f"rebasing onto {remote} {branch} stopped and was aborted (the local commits are kept): {exc}") from None
+                raise RebaseStoppedError(f"rebasing onto {remote} {branch} stopped and was aborted (the local commits are kept): {exc}") from None
             raise
 
     def push(self, remote: str) -> None:

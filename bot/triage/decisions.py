@@ -1,6 +1,8 @@
 """Triage: promote a candidate to a case, reject it, or edit a case. Called by the CLI and by Slack.
 
-Each operation is one corpus commit authored by the maintainer, followed by the database update.
+Each operation reads, checks and writes inside the corpus lock (a compare-and-set on the case's state: a
+refusal names who decided first, and when, and changes nothing), is one corpus commit authored by the
+maintainer, and writes the database only once that commit exists.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlmodel import Session
 
 from bot.core.clock import utcnow
-from bot.core.errors import CaseStateError, InvalidCaseError, PermissionDeniedError
+from bot.core.errors import CaseNotFoundError, CaseStateError, InvalidCaseError, PermissionDeniedError
 from bot.corpus import index as caseindex
-from bot.corpus.files import Corpus
+from bot.corpus.files import Corpus, case_digest
 from bot.corpus.gitrepo import Author
+from bot.corpus.ids import ID_LENGTH, check_prefix
 from bot.corpus.schema import Case, Expectation, Rubric
 from bot.corpus.similarity import NearDuplicate, near_duplicates
 from bot.digest import outbox
 from bot.evals.graders import grade_deterministic, is_deterministic
 from bot.store.tables import CaptureReply, Rejection
+from bot.triage import history
 
 if TYPE_CHECKING:
     from bot.core.settings import Settings
@@ -126,12 +130,22 @@ def promote(
     tags: Sequence[str] | None = None,
     judge: RubricJudge | None = None,
 ) -> PromoteResult:
-    """Move a candidate to cases/ with its expectations, in one commit authored by `actor`."""
-    case = preview_promotion(corpus.get(ref), actor=actor, expect=expect, title=title, tags=tags)
-    with corpus.change(author=actor, message=f"Promote {case.id}: {case.title}") as tx:
+    """Move a candidate to cases/ with its expectations, in one commit authored by `actor`.
+
+    A compare-and-set: inside the corpus lock the case must still be a candidate, else nothing changes and
+    the refusal says who decided first. The index is updated once the commit exists.
+    """
+    case_id = locate(corpus, ref)
+    with corpus.change(author=actor) as tx:
+        case = preview_promotion(promotable(corpus, case_id), actor=actor, expect=expect, title=title, tags=tags)
+        tx.message = f"Promote {case.id}: {case.title}"
         tx.write(case)
-    caseindex.upsert(session, case)
-    outbox.record_promotion(session, case)  # the flaggers' follow-up, in this transaction (sent by the outbox)
+
+        def record() -> None:
+            caseindex.upsert(session, case)
+            outbox.record_promotion(session, case)  # the flaggers' follow-up, in this transaction (sent by the outbox)
+
+        tx.after_commit(lambda: _recorded(session, record))
     log.info("promoted %s with %d expectation(s) by %s", case.id, len(case.expect), actor.user_id,
              extra={"event": "promote", "case_id": case.id, "user": actor.user_id})
     return PromoteResult(
@@ -139,12 +153,65 @@ def promote(
     )
 
 
+def locate(corpus: Corpus, ref: str) -> str:
+    """The id of the case `ref` names. A full id is taken as it is: whether that case is still there, and
+    what became of it if not, is checked inside the corpus lock (`promotable`, `rejectable`, `editable`)."""
+    checked = check_prefix(ref)
+    if len(checked) == ID_LENGTH:
+        return checked
+    return corpus.resolve(checked)[0]
+
+
+def _current(corpus: Corpus, case_id: str) -> Case:
+    case = corpus.find(case_id)
+    if case is None:
+        if history.last_decision(corpus, case_id) is None:
+            raise CaseNotFoundError(f"no case has an id starting with '{case_id}' (see `list`)")
+        raise CaseStateError(history.gone(corpus, case_id))
+    return case
+
+
+def promotable(corpus: Corpus, case_id: str) -> Case:
+    """The candidate `case_id` as it is now; CaseStateError naming who decided on it when it is not one."""
+    case = _current(corpus, case_id)
+    if case.status != "candidate":
+        raise CaseStateError(f"{case.id} is already a promoted case ({history.promotion(case).told()}): use edit to change it")
+    return case
+
+
+def rejectable(corpus: Corpus, case_id: str) -> Case:
+    """The candidate `case_id` as it is now; CaseStateError naming who decided on it when it is not one."""
+    case = _current(corpus, case_id)
+    if case.status != "candidate":
+        raise CaseStateError(f"{case.id} is a promoted case ({history.promotion(case).told()}); only candidates can be rejected")
+    return case
+
+
+def editable(corpus: Corpus, case_id: str, *, digest: str | None = None) -> Case:
+    """The case `case_id` as it is now; CaseStateError when it changed since a form showed it as `digest`."""
+    case = _current(corpus, case_id)
+    if digest is not None and case_digest(case) != digest:
+        decision = history.last_decision(corpus, case_id)
+        if case.status == "promoted" and (decision is None or decision.verb == "promoted"):
+            decision = history.promotion(case)
+        what = decision.told() if decision is not None else "changed"
+        raise CaseStateError(f"{case.id} changed since you opened the form ({what}); nothing was saved. "
+                             "Open it again to edit the current version.")
+    return case
+
+
+def _recorded(session: Session, write: Callable[[], object]) -> None:
+    """Write to the database once the corpus commit exists, and commit (still inside the corpus lock)."""
+    write()
+    session.commit()
+
+
 def preview_promotion(
     candidate: Case, *, actor: Author, expect: Sequence[BaseModel], title: str | None = None, tags: Sequence[str] | None = None
 ) -> Case:
     """The case `promote` would write (validated, nothing written): the cheap check a form runs before submitting."""
     if candidate.status != "candidate":
-        raise CaseStateError(f"{candidate.id} is already a promoted case: use edit to change it")
+        raise CaseStateError(f"{candidate.id} is already a promoted case ({history.promotion(candidate).told()}): use edit to change it")
     if not expect:
         raise InvalidCaseError("a promoted case needs at least one expectation (a rubric, or a must/must-not contain line)")
     data = candidate.model_dump()
@@ -168,27 +235,38 @@ def reject(*, corpus: Corpus, session: Session, ref: str, actor: Author, reason:
 
 
 def reject_candidate(*, corpus: Corpus, session: Session, ref: str, actor: Author, reason: str) -> RejectResult:
-    """`reject`, also returning the candidate as it was (to show what was rejected)."""
+    """`reject`, also returning the candidate as it was (to show what was rejected).
+
+    A compare-and-set like `promote`: the candidate must still be there, and still a candidate, inside the
+    lock; the rejection row is written and the index row removed once the commit exists.
+    """
     reason = (reason or "").strip()
     if not reason:
         raise InvalidCaseError("say why you reject it: reject ID <reason>")
-    candidate = corpus.get(ref)
-    if candidate.status != "candidate":
-        raise CaseStateError(f"{candidate.id} is a promoted case; only candidates can be rejected")
-    with corpus.change(author=actor, message=f"Reject {candidate.id}: {candidate.title}\n\nReason: {reason}") as tx:
+    case_id = locate(corpus, ref)
+    with corpus.change(author=actor) as tx:
+        candidate = rejectable(corpus, case_id)
+        tx.message = f"Reject {candidate.id}: {candidate.title}\n\nReason: {reason}"
         tx.delete(candidate)
-    caseindex.remove(session, case_id=candidate.id)
-    outbox.record_rejection(session, candidate, rejected_by=actor.user_id, reason=reason)
+        tx.record = True  # in a folder never committed, the decision is still a commit
+        rejection = Rejection(
+            case_id=candidate.id,
+            title=candidate.title,
+            channel=candidate.source.channel,
+            ts=candidate.source.ts,
+            rejected_by=actor.user_id,
+            reason=reason,
+        )
+
+        def record() -> None:
+            caseindex.remove(session, case_id=candidate.id)
+            result.append(session.merge(rejection))
+            outbox.record_rejection(session, candidate, rejected_by=actor.user_id, reason=reason)
+
+        result: list[Rejection] = []
+        tx.after_commit(lambda: _recorded(session, record))
     log.info("rejected %s by %s", candidate.id, actor.user_id, extra={"event": "reject", "case_id": candidate.id, "user": actor.user_id})
-    rejection = Rejection(
-        case_id=candidate.id,
-        title=candidate.title,
-        channel=candidate.source.channel,
-        ts=candidate.source.ts,
-        rejected_by=actor.user_id,
-        reason=reason,
-    )
-    return RejectResult(case=candidate, rejection=session.merge(rejection))
+    return RejectResult(case=candidate, rejection=result[0])
 
 
 def edit(
@@ -200,15 +278,22 @@ def edit(
     title: str | None = None,
     tags: Sequence[str] | None = None,
     expect: Sequence[BaseModel] | None = None,
+    digest: str | None = None,
 ) -> Case:
-    """Change a case's title, tags or expectations in one commit; unchanged input makes no commit."""
-    current = corpus.get(ref)
-    case = preview_edit(current, title=title, tags=tags, expect=expect)
-    if case == current:
-        return current
-    with corpus.change(author=actor, message=f"Edit {case.id}: {case.title}") as tx:
+    """Change a case's title, tags or expectations in one commit; unchanged input makes no commit.
+
+    With `digest` (the `case_digest` of the version a form showed), a compare-and-set: if the case changed
+    since, nothing is written and the refusal says who changed it.
+    """
+    case_id = locate(corpus, ref)
+    with corpus.change(author=actor) as tx:
+        current = editable(corpus, case_id, digest=digest)
+        case = preview_edit(current, title=title, tags=tags, expect=expect)
+        if case == current:
+            return current
+        tx.message = f"Edit {case.id}: {case.title}"
         tx.write(case)
-    caseindex.upsert(session, case)
+        tx.after_commit(lambda: _recorded(session, lambda: caseindex.upsert(session, case)))
     log.info("edited %s by %s", case.id, actor.user_id, extra={"event": "edit", "case_id": case.id, "user": actor.user_id})
     return case
 

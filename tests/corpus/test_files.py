@@ -155,3 +155,29 @@ def test_rejected_push_is_rebased_and_retried(tmp_path):
     with one.change(author=ALICE, message="from one") as tx:
         tx.write(candidate("3.3"))
     assert git(remote, "log", "--format=%s", "main").split("\n")[:3] == ["from one", "from two", "base"]
+
+
+def test_deleting_a_missing_file_is_an_error_and_changes_nothing(corpus_dir):
+    corpus = Corpus(corpus_dir)
+    head = corpus.repo.head()
+    gone = candidate("1763799999.000002")
+    with pytest.raises(CaseNotFoundError, match="not in the corpus"):
+        with corpus.change(author=ALICE, message="Reject") as tx:
+            tx.delete(gone)
+    assert corpus.repo.head() == head and not corpus.repo.is_dirty(corpus_dir)
+
+
+def test_a_failed_change_puts_back_files_git_never_saw(tmp_path):
+    corpus = Corpus(tmp_path / "loose")
+    case = candidate()
+    path = corpus.path_for(case.id, "candidate")
+    path.parent.mkdir(parents=True)
+    path.write_text("hand-written, never committed\n")
+    with pytest.raises(RuntimeError):
+        with corpus.change(author=ALICE, message="Promote") as tx:
+            tx.write(case.model_copy(update={"status": "promoted", "expect": case.suggested_expect, "suggested_expect": []}))
+            assert not path.exists()
+            raise RuntimeError("crash before commit")
+    assert path.read_text() == "hand-written, never committed\n"
+    assert not corpus.path_for(case.id, "promoted").exists()
+    assert corpus.repo.head() is None

@@ -108,3 +108,22 @@ def test_a_rebase_that_stops_is_aborted_and_the_local_commit_kept(diverged):
     with pytest.raises(CorpusError, match="stopped and was aborted"):
         one.push(str(remote))  # rejected, rebased, stopped: refused, not left half-way
     assert not one.rebasing()
+
+
+def test_a_change_on_a_clone_that_cannot_rebase_is_refused_and_changes_nothing(diverged):
+    from bot.core.errors import RebaseStoppedError
+    from bot.corpus.files import Corpus
+    from tests.helpers import candidate
+
+    remote, one, two = diverged
+    (two.top / "base.txt").write_text("theirs\n")
+    two.commit([two.top / "base.txt"], message="theirs", author=ANA)
+    two.push(str(remote))
+    (one.top / "base.txt").write_text("ours\n")
+    one.commit([one.top / "base.txt"], message="ours", author=ANA)
+    corpus = Corpus(one.top / "corpus", push_remote=str(remote))
+    head = one.head()
+    with pytest.raises(RebaseStoppedError):
+        with corpus.change(author=ANA, message="Capture") as tx:
+            tx.write(candidate())
+    assert one.head() == head and not one.rebasing() and not (one.top / "corpus" / "candidates").exists()

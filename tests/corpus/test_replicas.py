@@ -69,3 +69,19 @@ def test_unreachable_remote_keeps_the_commit_locally(tmp_path, db_url, caplog):
     capture_or_flag(corpus, "1700000000.000100", "U0A")
     assert corpus.repo.run("log", "--format=%s").startswith("Capture")
     assert "pull from" in caplog.text and "push to" in caplog.text
+
+
+def test_a_replica_with_an_unpushed_commit_rebases_without_any_git_identity(replicas, tmp_path, db_url):
+    """As in a container whose image sets no committer: the rebase onto the remote names one itself."""
+    remote, (one, two) = replicas
+    capture_or_flag(one, "1700000001.000100", "U0ONE")
+    away = tmp_path / "away.git"
+    remote.rename(away)  # the remote is unreachable: one's next commit stays local
+    capture_or_flag(one, "1700000002.000100", "U0ONE")
+    away.rename(remote)
+    capture_or_flag(two, "1700000003.000100", "U0TWO")  # the remote moves on without one's commit
+    capture_or_flag(one, "1700000004.000100", "U0ONE")  # pull --rebase replays the unpushed commit, then pushes
+    assert not one.repo.rebasing()
+    subjects = git(remote, "log", "--format=%s|%an|%cn", "main").splitlines()
+    assert [s.split("|", 1)[1] for s in subjects] == ["U0ONE|evalbot", "U0ONE|evalbot", "U0TWO|evalbot", "U0ONE|evalbot"]
+    assert len(git(remote, "ls-tree", "-r", "--name-only", "main").split()) == 4

@@ -43,6 +43,7 @@ class Origin:
     channel: str | None = None
     thread_ts: str | None = None
     response_url: str | None = None
+    digest: str | None = None  # the case's content hash when the form opened: an edit applies only to that version
 
     def dump(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, separators=(",", ":"))
@@ -51,7 +52,7 @@ class Origin:
     def load(cls, text: str | None) -> Origin:
         try:
             data = json.loads(text or "")
-            return cls(**{k: data.get(k) for k in ("case_id", "channel", "thread_ts", "response_url")})
+            return cls(**{k: data.get(k) for k in ("case_id", "channel", "thread_ts", "response_url", "digest")})
         except (ValueError, TypeError, AttributeError):
             raise InvalidIdError("this form is from an older version of evalbot: open it again") from None
 

@@ -11,7 +11,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -21,7 +21,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.capture.candidate import reply_of
-from bot.core.errors import CaseStateError, EvalbotError, SlackRefusedError
+from bot.core.errors import EvalbotError, SlackRefusedError
+from bot.corpus.files import case_digest
 from bot.corpus.gitrepo import Author
 from bot.corpus.refresh import current_listing
 from bot.corpus.schema import Case
@@ -50,12 +51,13 @@ class PromotionPlan:
 
 @dataclass(frozen=True)
 class EditPlan:
-    """A validated edit form."""
+    """A validated edit form, and the version of the case it was opened on."""
 
     case_id: str
     title: str
     tags: list[str]
     expect: list[BaseModel]
+    digest: str | None = None
 
 
 class TriageOps:
@@ -90,23 +92,21 @@ class TriageOps:
     def open_promote(self, *, user_id: str, trigger_id: str, ref: str, origin: modals.Origin) -> None:
         """Open the promote modal for a candidate, prefilled with capture's suggestions."""
         self.maintainers.require(user_id)
-        case = self.case(ref)
+        case = triage.promotable(self.rt.corpus, triage.locate(self.rt.corpus, ref))
         triage.preview_promotion(case, actor=Author(user_id), expect=case.suggested_expect or [_PLACEHOLDER])
         self._open(trigger_id, modals.promote_modal(case, _for(origin, case)))
 
     def open_reject(self, *, user_id: str, trigger_id: str, ref: str, origin: modals.Origin, reason: str | None = None) -> None:
         """Open the reject modal (reason prefilled when known, e.g. a near-duplicate)."""
         self.maintainers.require(user_id)
-        case = self.case(ref)
-        if case.status != "candidate":
-            raise CaseStateError(f"{case.id} is a promoted case; only candidates can be rejected")
+        case = triage.rejectable(self.rt.corpus, triage.locate(self.rt.corpus, ref))
         self._open(trigger_id, modals.reject_modal(case, _for(origin, case), reason=reason))
 
     def open_edit(self, *, user_id: str, trigger_id: str, ref: str, origin: modals.Origin) -> None:
         """Open the edit modal with the case's current values."""
         self.maintainers.require(user_id)
-        case = self.case(ref)
-        self._open(trigger_id, modals.edit_modal(case, _for(origin, case)))
+        case = triage.editable(self.rt.corpus, triage.locate(self.rt.corpus, ref))
+        self._open(trigger_id, modals.edit_modal(case, replace(_for(origin, case), digest=case_digest(case))))
 
     def _open(self, trigger_id: str, view: dict[str, Any]) -> None:
         try:
@@ -123,7 +123,7 @@ class TriageOps:
         if errors:
             return None, errors
         try:
-            candidate = self.case(modals.Origin.load(view.get("private_metadata")).case_id)
+            candidate = triage.promotable(self.rt.corpus, triage.locate(self.rt.corpus, modals.Origin.load(view.get("private_metadata")).case_id))
             raw = modals.merged_expectations(form.expect, modals.split_expectations(candidate.suggested_expect).kept, [])
             if not raw:
                 return None, {modals.RUBRIC: modals.NO_EXPECTATION}
@@ -139,7 +139,8 @@ class TriageOps:
         if errors:
             return None, errors
         try:
-            current = self.case(modals.Origin.load(view.get("private_metadata")).case_id)
+            origin = modals.Origin.load(view.get("private_metadata"))
+            current = triage.editable(self.rt.corpus, triage.locate(self.rt.corpus, origin.case_id), digest=origin.digest)
             before = current.expect if current.status == "promoted" else current.suggested_expect
             raw = modals.merged_expectations(form.expect, modals.split_expectations(before).kept, before)
             if not raw and current.status == "promoted":
@@ -148,7 +149,7 @@ class TriageOps:
             triage.preview_edit(current, title=form.title, tags=form.tags, expect=expect)
         except EvalbotError as exc:
             return None, {modals.RUBRIC: str(exc)}
-        return EditPlan(case_id=current.id, title=form.title, tags=form.tags, expect=expect), {}
+        return EditPlan(case_id=current.id, title=form.title, tags=form.tags, expect=expect, digest=origin.digest), {}
 
     @staticmethod
     def plan_reject(view: dict[str, Any]) -> tuple[tuple[str, str] | None, dict[str, str]]:
@@ -185,10 +186,10 @@ class TriageOps:
     def edit(self, *, user_id: str, plan: EditPlan) -> str:
         """Edit as the maintainer, refresh the capture card; returns what to tell them."""
         self.maintainers.require(user_id)
-        before = self.case(plan.case_id)
+        before = triage.editable(self.rt.corpus, triage.locate(self.rt.corpus, plan.case_id))
         with session_scope(self.rt.engine) as session:
             case = triage.edit(corpus=self.rt.corpus, session=session, ref=plan.case_id, actor=self.author(user_id),
-                               title=plan.title, tags=plan.tags, expect=plan.expect)
+                               title=plan.title, tags=plan.tags, expect=plan.expect, digest=plan.digest)
         if case == before:
             return tb.edited_message(case, changed=False)
         warnings = triage.catches_failure(case, case.expect, judge=self.judge) if case.expect != before.expect else []
