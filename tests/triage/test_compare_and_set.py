@@ -13,6 +13,7 @@ from bot.core import clock
 from bot.core.errors import CaseStateError, CorpusError
 from bot.corpus.files import Corpus, case_digest
 from bot.corpus.gitrepo import Author, GitRepo
+from bot.corpus.refresh import refresh
 from bot.store.tables import CaseIndex, Rejection, get_engine, migrate, session_scope
 from bot.triage import decisions as triage
 from tests.helpers.corpora import committed_corpus_with_clutter, git_state, loose_corpus, snapshot
@@ -36,9 +37,7 @@ def corpus(request, tmp_path, engine):
     make = loose_corpus if request.param == "never-committed" else committed_corpus_with_clutter
     corpus = Corpus(make(tmp_path / "corpus"))
     with session_scope(engine) as session:
-        from bot.corpus import index as caseindex
-
-        caseindex.reindex(session, corpus)
+        refresh(session, corpus, full=True)
     return corpus
 
 
