@@ -84,18 +84,22 @@ def placeholder(kind: str) -> str:
 
 def redact(text: str, *, contacts: bool = True) -> str:
     """`text` with every secret (and, if `contacts`, every email and phone number) replaced by a placeholder."""
-    return redact_with_report(text, contacts=contacts)[0]
+    return _redact(text, contacts, None)
 
 
 def redact_with_report(text: str, *, contacts: bool = True) -> tuple[str, Counter[str]]:
     """Like `redact`, and how many secrets of each kind were replaced."""
     counts: Counter[str] = Counter()
+    return _redact(text, contacts, counts), counts
+
+
+def _redact(text: str, contacts: bool, counts: Counter[str] | None) -> str:
     if not text:
-        return text, counts
+        return text
     view, to_original = _unescaped(text)
     spans = sorted(_find(view, contacts), key=lambda span: (span[0], -span[1]))
     if not spans:
-        return text, counts
+        return text
     protected = [match.span() for match in _PLACEHOLDER.finditer(view)] if "[REDACTED:" in view else []
     pieces: list[str] = []
     cursor = 0
@@ -103,16 +107,23 @@ def redact_with_report(text: str, *, contacts: bool = True) -> tuple[str, Counte
         start, end = to_original(start), to_original(end)
         pieces.append(text[cursor:start])
         pieces.append(placeholder(kind))
-        counts[kind] += 1
+        if counts is not None:
+            counts[kind] += 1
         cursor = end
     pieces.append(text[cursor:])
-    return "".join(pieces), counts
+    return "".join(pieces)
 
 
 def _find(view: str, contacts: bool) -> Iterator[_Span]:
     lower = view.lower()
     # Every token is a long run of token characters holding its keyword: prose without such runs skips them all.
-    runs = " ".join(run for run in _CANDIDATE.findall(lower) if not _HEXLIKE.fullmatch(run))
+    # A run holds no whitespace, so only words of 16+ characters are searched (prose pays one `split`).
+    words = lower.split()
+    runs = (
+        " ".join(run for word in words if len(word) >= 16 for run in _CANDIDATE.findall(word) if not _HEXLIKE.fullmatch(run))
+        if words and max(map(len, words)) >= 16
+        else ""
+    )
     for rule in _rules_for(runs) if runs else ():
         for match in rule.pattern.finditer(view):
             start, end = match.span("secret") if "secret" in rule.pattern.groupindex else match.span()
@@ -124,10 +135,12 @@ def _find(view: str, contacts: bool) -> Iterator[_Span]:
                 continue
             yield start, end, rule.kind, 0
     for keywords, finder in redaction_context.FINDERS:
-        if any(keyword in lower for keyword in keywords):
-            for start, end, kind in finder(view):
-                if end > start and not _DUMMY.search(view, start, end):
-                    yield start, end, kind, 1
+        for keyword in keywords:  # a loop, not any(): this runs for every message and a generator costs more
+            if keyword in lower:
+                for start, end, kind in finder(view):
+                    if end > start and not _DUMMY.search(view, start, end):
+                        yield start, end, kind, 1
+                break
     if contacts:
         if "@" in view:
             for match in _EMAIL.finditer(view):
@@ -157,7 +170,8 @@ def _trie(words: list[str]) -> str:
     return build(root)
 
 
-_ALWAYS = frozenset(index for index, rule in enumerate(redaction_rules.TOKEN_RULES) if not rule.keywords)
+_ALWAYS = frozenset(index for index, rule in enumerate(redaction_rules.TOKEN_RULES) if not rule.keywords and not rule.gate)
+_GATED = tuple((index, rule.gate) for index, rule in enumerate(redaction_rules.TOKEN_RULES) if rule.gate)
 _KEYWORDS = sorted({keyword for rule in redaction_rules.TOKEN_RULES for keyword in rule.keywords})
 _KEYWORD_SCAN = re.compile(_trie(_KEYWORDS))
 # A match is the longest keyword at its place; every keyword inside it is present too ("sk-ant-" holds "sk-").
@@ -173,7 +187,7 @@ _RULES_OF: dict[str, frozenset[int]] = {
 
 def _rules_for(runs: str) -> list[redaction_rules.TokenRule]:
     """The token rules whose keywords occur in `runs`, in table order (the prefilter, one regex pass)."""
-    chosen = set(_ALWAYS)
+    chosen = set(_ALWAYS) | {index for index, gate in _GATED if gate.search(runs)}
     for found in set(_KEYWORD_SCAN.findall(runs)):
         chosen |= _RULES_OF.get(found, frozenset())
     return [redaction_rules.TOKEN_RULES[index] for index in sorted(chosen)]
@@ -192,6 +206,12 @@ def _entropy(value: str) -> float:
 
 
 def _phones(view: str) -> Iterator[_Span]:
+    for digit in "0123456789":  # fast substring searches first: most chat has no digit at all
+        if digit in view:
+            break
+    else:
+        if view.isascii():  # beyond ASCII `\d` also matches other scripts' digits: let `_PHONE` decide
+            return
     for match in _PHONE.finditer(view):
         if 9 <= sum(ch.isdigit() for ch in match.group()) <= 15:
             yield match.start(), match.end(), "phone", 2

@@ -43,7 +43,14 @@ _NOT_SECRET_TAIL = re.compile(
 _TYPE = r"(?:[ \t]+(?:string|String|str|&str|\[\]byte|bytes)|[ \t]*:[ \t]*(?:string|String|str|bytes)(?=[ \t]*=))?"
 _OPERATOR = r"(?::{1,3}=|\?=|\.=|\+=|={2,3}|!==?|=>|=|:)"
 # Secret words are found in the lowercased text (a literal alternation, fast), then `_ASSIGNMENT` is matched there.
-_WORD_SCAN = re.compile(r"pass|pwd|pw|secret|token|cred|auth|api|access|private|sonar|key")
+# Where an assignment can start: a secret word (found by substring search, fast) followed by what `_ASSIGNMENT` needs
+# after its name (tail, type, then an operator or a quote). The check is a cheap superset of `_ASSIGNMENT`, so prose
+# that merely says "token" or "password" costs a few `str.find` calls and one failed `match` per mention.
+_SCAN_WORDS = ("pass", "pwd", "pw", "secret", "token", "cred", "auth", "api", "access", "private", "sonar", "key")
+_AFTER_WORD = re.compile(
+    r"[\w.-]{0,40}(?:\[\d*\])?[\"'`\]]{0,2}"
+    r"(?:[ \t]+(?:string|str|&str|\[\]byte|bytes)|[ \t]*:[ \t]*(?:string|str|bytes))?[ \t]*(?:[:=\"'`]|[?.+!]=)"
+)
 _ASSIGNMENT = re.compile(
     r"(?i)" + _WORD + r"(?P<tail>[\w.-]{0,24})(?:\[\d*\])?[\"'`\]]{0,2}" + _TYPE + r"[ \t]*"
     r"(?:(?P<op>" + _OPERATOR + r")[ \t]*|[ \t](?=[\"'`]))"
@@ -121,10 +128,12 @@ def _assignments(text: str) -> Iterator[Span]:
     if len(lower) != len(text):  # a few characters lowercase to two: search the text itself, more slowly
         lower = text
     position = 0
-    while (word := _WORD_SCAN.search(lower, position)) is not None:
-        match = _ASSIGNMENT.match(text, word.start())
+    for start, end in _word_starts(lower):
+        if start < position:
+            continue
+        match = _ASSIGNMENT.match(text, start)
         if match is None:
-            position = word.end()
+            position = end
             continue
         value_start = match.start("quoted") if match.group("q") else match.start("bare")
         span = _assigned_value(match)
@@ -132,6 +141,20 @@ def _assignments(text: str) -> Iterator[Span]:
         position = match.end() if span else value_start
         if span:
             yield span
+
+
+def _word_starts(lower: str) -> list[tuple[int, int]]:
+    """(start, end) of each secret word in `lower` that is followed by what an assignment needs, in order."""
+    found: list[tuple[int, int]] = []
+    for word in _SCAN_WORDS:
+        at = lower.find(word)
+        while at >= 0:
+            end = at + len(word)
+            if _AFTER_WORD.match(lower, end):
+                found.append((at, end))
+            at = lower.find(word, end)
+    found.sort()
+    return found
 
 
 def _assigned_value(match: re.Match[str]) -> Span | None:
@@ -159,8 +182,8 @@ def _assigned_value(match: re.Match[str]) -> Span | None:
 
 def _named_values(text: str) -> Iterator[Span]:
     """Values whose name comes in another form: reversed comparisons, quoted pairs, XML elements, key/value attributes."""
-    for pattern, hints in _NAMED_PATTERNS:
-        if not any(hint in text for hint in hints):
+    for pattern, hints, refine in _NAMED_PATTERNS:
+        if not any(hint in text for hint in hints) or (refine is not None and not refine.search(text)):
             continue
         for match in pattern.finditer(text):
             name = _SECRET_NAME.search(match.group("name"))
@@ -173,7 +196,14 @@ def _named_values(text: str) -> Iterator[Span]:
             yield start, start + len(value), "password" if name.group("pass") else "secret"
 
 
-_NAMED_PATTERNS = ((_REVERSED, ("==", "!=")), (_PAIR, ('",', "',", '" ,')), (_XML, ("</",)), (_KEY_VALUE_ATTRS, ("value",)))
+# Each pattern with the substrings one of which its matches hold (fast searches), then, where those are common in
+# code, a regex its matches hold (a quote before the comparison, a quoted pair) before the pattern itself runs.
+_NAMED_PATTERNS: tuple[tuple[re.Pattern[str], tuple[str, ...], re.Pattern[str] | None], ...] = (
+    (_REVERSED, ("==", "!="), re.compile(r"[\"'`][ \t]*[=!]=")),
+    (_PAIR, (",",), re.compile(r"[\"'][ \t]*,[ \t]*[\"']")),
+    (_XML, ("</",), None),
+    (_KEY_VALUE_ATTRS, ("value", "VALUE", "Value"), None),
+)
 
 
 def _headers(text: str) -> Iterator[Span]:
