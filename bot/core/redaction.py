@@ -298,4 +298,10 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(record.exc_text, contacts=self.contacts)
         if record.stack_info:
             record.stack_info = redact(record.stack_info, contacts=self.contacts)
+        for key, value in vars(record).items():  # `extra` fields, which the JSON format writes out
+            if key not in _RECORD_FIELDS and isinstance(value, str) and value:
+                setattr(record, key, redact(value, contacts=self.contacts))
         return True
+
+
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}

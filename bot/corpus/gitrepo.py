@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.errors import CorpusError
+from bot.core.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class GitRepo:
         }
         # `commit -- paths` commits only these paths, even if something else is staged in a shared work tree.
         try:
-            self.run("commit", "-q", "--no-verify", "-m", message, "--", *rel, env=env)
+            self.run("commit", "-q", "--no-verify", "-m", redact(message, contacts=False), "--", *rel, env=env)
         except CorpusError as exc:
             if "nothing to commit" in str(exc) or "no changes added" in str(exc):
                 return False

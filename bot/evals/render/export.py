@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from bot.core.redaction_exits import redact_case
 from bot.corpus.schema import Case, expectation_kind, expectation_value
 from bot.evals.targets import replay_messages
 
@@ -124,4 +125,4 @@ def export_cases(cases: Sequence[Case], fmt: str) -> str:
     writers = {"promptfoo": to_promptfoo, "inspect": to_inspect, "jsonl": to_jsonl}
     if fmt not in writers:
         raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
-    return writers[fmt](cases)
+    return writers[fmt]([redact_case(case) for case in cases])  # an export is an exit: redact on the way out
