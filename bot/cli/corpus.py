@@ -1,4 +1,4 @@
-"""`evalbot corpus`: list, show, validate, schema, promote, reject, edit and reindex the corpus."""
+"""`evalbot corpus`: list, show, validate, scan (secrets), schema, promote, reject, edit and reindex the corpus."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from bot.core.clock import precise_utcnow
 from bot.core.errors import EvalbotError, InvalidCaseError
 from bot.corpus import index as caseindex
 from bot.corpus.casefile import dump_case
+from bot.corpus.scan import scan_corpus, scan_files
 from bot.corpus.schema import case_json_schema
 from bot.evals.config import load_eval_config
 from bot.runtime import open_runtime
@@ -83,11 +84,28 @@ def validate() -> None:
         problems.append(str(exc))
     cases, case_problems = rt.corpus.scan()
     problems += case_problems
+    problems += [f"{finding}: a secret (run `evalbot corpus scan`)" for finding in scan_files(rt.corpus.root)]
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
     candidates = sum(1 for c in cases if c.status == "candidate")
     typer.echo(f"{len(cases) - candidates} cases, {candidates} candidates, {len(problems)} problem(s) in {rt.corpus.root}")
     if problems:
+        raise typer.Exit(1)
+
+
+@app.command("scan")
+@cli_errors
+def scan(
+    history: Annotated[bool, typer.Option(help="Also scan every commit of the corpus folder's git history.")] = True,
+) -> None:
+    """Check every corpus file and its git history for secrets; exit 1 naming file, line and kind of each."""
+    rt = open_runtime(migrate_db=False, existing_corpus=True)
+    findings = scan_corpus(rt.corpus.root, history=history)
+    for finding in findings:
+        typer.echo(str(finding))
+    where = "files and git history" if history else "files"
+    typer.echo(f"{len(findings)} secret(s) in the {where} of {rt.corpus.root}", err=True)
+    if findings:
         raise typer.Exit(1)
 
 

@@ -93,18 +93,26 @@ def redact_with_report(text: str, *, contacts: bool = True) -> tuple[str, Counte
     return _redact(text, contacts, counts), counts
 
 
-def _redact(text: str, contacts: bool, counts: Counter[str] | None) -> str:
+def find_secrets(text: str, *, contacts: bool = False) -> list[tuple[int, int, str]]:
+    """Where `text` holds secrets (and, if `contacts`, contact details): `(start, end, kind)` in order, overlapping
+    finds merged, existing placeholders left out. What `redact` replaces; `corpus scan` reports it."""
     if not text:
-        return text
+        return []
     view, to_original = _unescaped(text)
     spans = sorted(_find(view, contacts), key=lambda span: (span[0], -span[1]))
     if not spans:
-        return text
+        return []
     protected = [match.span() for match in _PLACEHOLDER.finditer(view)] if "[REDACTED:" in view else []
+    return [(to_original(start), to_original(end), kind) for start, end, kind in _merge(spans, protected)]
+
+
+def _redact(text: str, contacts: bool, counts: Counter[str] | None) -> str:
+    found = find_secrets(text, contacts=contacts)
+    if not found:
+        return text
     pieces: list[str] = []
     cursor = 0
-    for start, end, kind in _merge(spans, protected):
-        start, end = to_original(start), to_original(end)
+    for start, end, kind in found:
         pieces.append(text[cursor:start])
         pieces.append(placeholder(kind))
         if counts is not None:

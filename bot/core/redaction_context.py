@@ -34,7 +34,7 @@ _NOT_SECRET_TAIL = re.compile(
     r"^(?:(?i:s|es|ary|aries|izer|izers|ize|ized|izing|ization|ing|ed|less)$"
     r"|(?:[_.-]|(?=[A-Z]))?(?i:alias|board|chars?|code|count|down|event|frame|id|ids|index|left|len|length|mesh\w*|name"
     r"|names|pair|press\w*|right|ring|selector|signature\w*|size|stone|store\w*|str|stroke|type|types|up|word|binding"
-    r"|handler|listener|map|set|list)(?:$|[_.-]|(?=[A-Z])))"
+    r"|handler|listener|map|set|list|threshold|rate|ratio|percent\w*|through)(?:$|[_.-]|(?=[A-Z])))"
     r"|(?:^|[_.-]|(?<=[a-z])(?=[A-Z]))(?i:count|type|id|ids|name|names|length|len|size|limit|url|uri|endpoint|file|path"
     r"|dir|format|ttl|expiry|expires?|timeout|usage|index|field|header|prefix|policy|store|required|hint|label"
     r"|placeholder|reset|hash|vault|at|in)$"
