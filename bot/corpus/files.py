@@ -21,7 +21,6 @@ from pathlib import Path
 from filelock import FileLock
 
 from bot.core.errors import AmbiguousIdError, CaseNotFoundError, CorpusError, EvalbotError, InvalidCaseError
-from bot.core.redaction_exits import redact_case
 from bot.corpus.casefile import dump_case, parse_case
 from bot.corpus.gitrepo import Author, GitRepo
 from bot.corpus.ids import check_prefix
@@ -108,6 +107,8 @@ class CorpusChange:
     def write(self, case: Case) -> Path:
         """Write `case` to the folder of its status, removing its file from the other status folder."""
         path = self.corpus.path_for(case.id, case.status)
+        from bot.core.redaction_exits import redact_case  # the rules' regexes compile here, not in `corpus list`
+
         text = dump_case(redact_case(case))  # the file is the exit: a case made elsewhere is redacted too
         if not (path.exists() and path.read_text(encoding="utf-8") == text):
             atomic_write(path, text)

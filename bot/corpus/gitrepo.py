@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.errors import CorpusError
-from bot.core.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +95,8 @@ class GitRepo:
             "GIT_COMMITTER_NAME": COMMITTER[0],
             "GIT_COMMITTER_EMAIL": COMMITTER[1],
         }
+        from bot.core.redaction import redact  # compiled on the first commit, not by commands that only read
+
         # `commit -- paths` commits only these paths, even if something else is staged in a shared work tree.
         try:
             self.run("commit", "-q", "--no-verify", "-m", redact(message, contacts=False), "--", *rel, env=env)
