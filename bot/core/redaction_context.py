@@ -46,6 +46,7 @@ _OPERATOR = r"(?::{1,3}=|\?=|\.=|\+=|={2,3}|!==?|=>|=|:)"
 # Where an assignment can start: a secret word (found by substring search, fast) followed by what `_ASSIGNMENT` needs
 # after its name (tail, type, then an operator or a quote). The check is a cheap superset of `_ASSIGNMENT`, so prose
 # that merely says "token" or "password" costs a few `str.find` calls and one failed `match` per mention.
+_BLANK_QUOTE = re.compile(r"[ \t][\"'`]")
 _SCAN_WORDS = ("pass", "pwd", "pw", "secret", "token", "cred", "auth", "api", "access", "private", "sonar", "key")
 _AFTER_WORD = re.compile(
     r"[\w.-]{0,40}(?:\[\d*\])?[\"'`\]]{0,2}"
@@ -124,6 +125,9 @@ def _trim_bare(value: str) -> str:
 
 
 def _assignments(text: str) -> Iterator[Span]:
+    # Every operator holds ":" or "="; without one, a value needs a quote after a blank (`password "x"`).
+    if ":" not in text and "=" not in text and not _BLANK_QUOTE.search(text):
+        return
     lower = text.lower()
     if len(lower) != len(text):  # a few characters lowercase to two: search the text itself, more slowly
         lower = text
