@@ -24,12 +24,16 @@ from bot.core.redaction_exits import redact_case, redact_payload
 from bot.corpus.files import Corpus
 from bot.corpus.gitrepo import Author
 from bot.corpus.schema import Turn
+from bot.evals import records
+from bot.evals.batch.api import PollPolicy
+from bot.evals.evaluate import run_eval
 from bot.evals.render.export import FORMATS, export_cases
 from bot.evals.render.junit import junit_xml
 from bot.runtime import open_runtime
 from bot.store.tables import CaseResult, EvalRun, TrialResult, session_scope
 from tests.helpers import candidate
-from tests.helpers.evalruns import record_run
+from tests.helpers.evalruns import anthropic_corpus, anthropic_toml, record_run
+from tests.helpers.evals import GOOD
 
 GITHUB = "ghp_" + "FakeGitHubToken0123456789abcdefghijk"
 AWS_ID = "AKIA" + "FAKE0123456789AB"
@@ -105,6 +109,17 @@ def test_run_records_never_hold_a_model_output_secret(db_url, corpus_dir):
     assert leaks(stored) == []
     outputs = {t.case_id: t.output for t in trials}
     assert outputs["2tj51dm1"] == "Sure, use [REDACTED:github_token] and password=[REDACTED:password]"
+
+
+def test_batch_run_records_never_hold_a_model_output_secret(db_url, corpus_dir, monkeypatch):
+    with anthropic_corpus(corpus_dir, monkeypatch, toml=anthropic_toml(mode="batch", retries=0)) as fake:
+        rt = open_runtime()
+        fake.answers.update({**GOOD, "2tj51dm1": f"YES, and the key is {GITHUB}"})
+        report = run_eval(rt, case_ids=["2tj5"], poll=PollPolicy(initial=0.01, factor=2, maximum=0.05))
+        with session_scope(rt.engine) as session:
+            [trial] = records.trial_results(session, report.run_id)
+    assert trial.output == "YES, and the key is [REDACTED:github_token]"
+    assert leaks(json.dumps(trial.model_dump(mode="json"))) == []
 
 
 def test_the_drafting_prompt_never_holds_a_secret():
