@@ -146,7 +146,7 @@ def _added_blocks(lines: Iterable[str]) -> Iterator[tuple[str, str, int, list[st
         if raw.startswith(_COMMIT):
             commit, path = raw[len(_COMMIT) :].strip(), ""
         elif raw.startswith("+++ "):
-            target = raw[4:]
+            target = raw[4:].strip('"')  # git quotes a path holding a tab, a quote or a backslash
             path = target[2:] if target.startswith("b/") else ""  # "/dev/null": a deletion adds nothing
         elif raw.startswith("@@") and (hunk := _HUNK.match(raw)):
             removed = int(hunk.group(1)) if hunk.group(1) is not None else 1

@@ -108,6 +108,10 @@ def test_a_corpus_outside_git_scans_its_files_only(tmp_path):
         pytest.param(
             ["\x00commit c3", "--- a/f", "+++ /dev/null", "@@ -1,2 +0,0 @@", "-gone", "-too"], [], id="deletion",
         ),
+        pytest.param(
+            ["\x00commit c4", '+++ "b/odd\\tname"', "@@ -0,0 +1 @@", "+x"], [("c4", "odd\\tname", 1, ["x"])],
+            id="quoted-path",
+        ),
     ],
 )
 def test_added_blocks_follow_the_hunk_counts(log, blocks):
