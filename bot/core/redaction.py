@@ -3,13 +3,15 @@
 Each secret becomes a typed placeholder such as `[REDACTED:stripe_key]`; everything around it stays byte for
 byte the same, so a redacted conversation still reads naturally and diffs cleanly in the corpus.
 
-This module owns the engine and the public API. The rules live beside it: `bot.core.redaction_rules` holds the token
+This module owns the engine and the public API (`redact`, `redact_with_report`, `find_secrets`, `RedactingFilter`). The rules live beside it: `bot.core.redaction_rules` holds the token
 formats ported from gitleaks (recognised by their own shape), `bot.core.redaction_context` the secrets recognised by
 what surrounds them (secret-named keys with any assignment operator, headers, URLs, private-key blocks,
 Kubernetes Secrets). The engine
 
-* runs a rule only when one of its lowercase keywords is in the lowercased text (gitleaks' prefilter), so
-  ordinary chat pays for a few substring searches and little else;
+* runs a rule only when one of its lowercase keywords is in the lowercased text (gitleaks' prefilter), looked
+  for only in words of 16+ characters; each context finder, the assignment scan and the phone scan sit behind
+  substring gates too (a secret word, an operator, a digit), so ordinary chat pays for a few substring
+  searches and little else; `benchmarks/redaction.py` measures it;
 * reads Slack-escaped text (`&amp;`, `&lt;`, `&gt;`) through an unescaped view and maps each secret back onto
   the original characters, so a secret holding "&" or "<" is removed whole;
 * collects every rule's spans first and merges overlapping ones into one placeholder, named after the most
