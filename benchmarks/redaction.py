@@ -218,17 +218,18 @@ def chat_corpus(megabytes: float, seed: int = 7) -> list[str]:
 def throughput(megabytes: float) -> float:
     messages = chat_corpus(megabytes)
     size = sum(len(m.encode()) for m in messages)
-    best = math.inf
+    best = wall = math.inf
     for _ in range(3):
         # CPU time of this process: the machine is shared, and other people's work must not count as ours.
-        start = time.process_time()
+        start, started = time.process_time(), time.perf_counter()
         for message in messages:
             redact(message)
         best = min(best, time.process_time() - start)
+        wall = min(wall, time.perf_counter() - started)
     mbps = size / best / 1e6
     print(
         f"THROUGHPUT: {size / 1e6:.1f} MB of chat in {len(messages)} messages, best of 3 (CPU time): "
-        f"{best:.2f}s = {mbps:.1f} MB/s"
+        f"{best:.2f}s = {mbps:.1f} MB/s (wall clock {size / wall / 1e6:.1f} MB/s)"
     )
     return mbps
 
