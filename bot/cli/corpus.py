@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +13,7 @@ import typer
 from bot.cli.common import cli_author, cli_errors
 from bot.cli.export import export
 from bot.core.clock import precise_utcnow
-from bot.core.errors import EvalbotError, InvalidCaseError
+from bot.core.errors import ConfigError, EvalbotError, InvalidCaseError
 from bot.corpus import index as caseindex
 from bot.corpus.casefile import dump_case
 from bot.corpus.scan import scan_corpus, scan_files
@@ -96,15 +97,21 @@ def validate() -> None:
 @app.command("scan")
 @cli_errors
 def scan(
+    folder: Annotated[Path | None, typer.Argument(help="A corpus folder (default: EVALBOT_CORPUS_DIR).")] = None,
     history: Annotated[bool, typer.Option(help="Also scan every commit of the corpus folder's git history.")] = True,
 ) -> None:
     """Check every corpus file and its git history for secrets; exit 1 naming file, line and kind of each."""
-    rt = open_runtime(migrate_db=False, existing_corpus=True)
-    findings = scan_corpus(rt.corpus.root, history=history)
+    if folder is None:
+        root = open_runtime(migrate_db=False, existing_corpus=True).corpus.root
+    elif folder.is_dir():
+        root = folder.resolve()
+    else:
+        raise ConfigError(f"{folder} is not a folder: give the corpus folder to scan")
+    findings = scan_corpus(root, history=history)
     for finding in findings:
         typer.echo(str(finding))
     where = "files and git history" if history else "files"
-    typer.echo(f"{len(findings)} secret(s) in the {where} of {rt.corpus.root}", err=True)
+    typer.echo(f"{len(findings)} secret(s) in the {where} of {root}", err=True)
     if findings:
         raise typer.Exit(1)
 

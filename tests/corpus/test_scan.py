@@ -116,3 +116,17 @@ def test_a_corpus_outside_git_scans_its_files_only(tmp_path):
 )
 def test_added_blocks_follow_the_hunk_counts(log, blocks):
     assert list(_added_blocks(log)) == blocks
+
+
+def test_scan_takes_a_corpus_folder_made_elsewhere(tmp_path):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "case.yaml").write_text(f"title: fine\nnote: {GITHUB}\n", encoding="utf-8")
+    git(other, "init", "-q")
+    commit_all(other, "import")
+    result = runner.invoke(app, ["corpus", "scan", str(other)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == "elsewhere/case.yaml:2: github_token"
+    assert len(result.stdout.splitlines()) == 2 and "(history: commit " in result.stdout.splitlines()[1]
+    missing = runner.invoke(app, ["corpus", "scan", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "is not a folder" in missing.stderr and "Traceback" not in missing.output
