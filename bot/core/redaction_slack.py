@@ -97,8 +97,9 @@ def redacting_middleware(context: Any, next_: Callable[[], Any]) -> Any:
         if "say" in context:  # already built (the assistant middleware does): point it at the redacting client
             context["say"].client = context["client"]
     if context.get("response_url"):
+        client = context.get("client")
         context["respond"] = _RedactingRespond(
-            response_url=context["response_url"], proxy=context["client"].proxy, ssl=context["client"].ssl
+            response_url=context["response_url"], proxy=getattr(client, "proxy", None), ssl=getattr(client, "ssl", None)
         )
     if "ack" not in context or context["ack"].response is None:
         context["ack"] = _RedactingAck()

@@ -12,9 +12,11 @@ import json
 import subprocess
 
 import pytest
+from slack_bolt.context import BoltContext
+from slack_sdk import WebClient
 from sqlmodel import select
 
-from bot.core.redaction_slack import RedactingWebClient, _RedactingAck
+from bot.core.redaction_slack import RedactingWebClient, _RedactingAck, redacting_middleware
 from bot.core.settings import get_settings
 from bot.corpus.ids import slack_case_id
 from bot.runtime import open_runtime
@@ -135,3 +137,16 @@ def test_ack_bodies_are_redacted():
     response = ack(response_action="errors", errors={"title": f"not {AWS_ID}"})
     assert leaks(response.body) == [] and json.loads(response.body) == {
         "response_action": "errors", "errors": {"title": "not [REDACTED:aws_access_key]"}}
+
+
+def test_the_middleware_swaps_client_respond_and_ack_for_redacting_ones():
+    context = BoltContext({"client": WebClient(token="xoxb-test"), "response_url": "http://127.0.0.1:9/response/1"})
+    seen = []
+    redacting_middleware(context, lambda: seen.append(True))
+    assert seen == [True]
+    assert isinstance(context.client, RedactingWebClient) and context.client.token == "xoxb-test"
+    assert type(context.respond).__name__ == "_RedactingRespond" and isinstance(context.ack, _RedactingAck)
+    assert context.say.client is context.client
+    bare = BoltContext({"response_url": "http://127.0.0.1:9/response/2"})  # no client (no token yet)
+    redacting_middleware(bare, lambda: None)
+    assert type(bare.respond).__name__ == "_RedactingRespond"
