@@ -204,7 +204,7 @@ def _named_values(text: str) -> Iterator[Span]:
 # code, a regex its matches hold (a quote before the comparison, a quoted pair) before the pattern itself runs.
 _NAMED_PATTERNS: tuple[tuple[re.Pattern[str], tuple[str, ...], re.Pattern[str] | None], ...] = (
     (_REVERSED, ("==", "!="), re.compile(r"[\"'`][ \t]*[=!]=")),
-    (_PAIR, (",",), re.compile(r"[\"'][ \t]*,[ \t]*[\"']")),
+    (_PAIR, ('",', "',", '" ,', "' ,"), None),
     (_XML, ("</",), None),
     (_KEY_VALUE_ATTRS, ("value", "VALUE", "Value"), None),
 )
@@ -264,7 +264,7 @@ def _kubernetes(text: str) -> Iterator[Span]:
 FINDERS: tuple[tuple[tuple[str, ...], Callable[[str], Iterator[Span]]], ...] = (
     (("-----begin",), _private_keys),
     (("pass", "pwd", "pw", "secret", "token", "cred", "auth", "key"), _assignments),
-    (("==", "!=", ",", "</", "value"), _named_values),
+    ((",", "==", "!=", "</", "value"), _named_values),
     (("authori", "bearer"), _headers),
     (("-u", "--user", "://"), _basic_auth),
     (("kind:",), _kubernetes),
