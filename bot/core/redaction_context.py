@@ -219,7 +219,7 @@ def _headers(text: str) -> Iterator[Span]:
 
 
 def _basic_auth(text: str) -> Iterator[Span]:
-    for match in _CURL_USER.finditer(text) if "-u" in text or "--user" in text else ():
+    for match in _CURL_USER.finditer(text) if "-u" in text else ():  # "--user" holds "-u"
         value = match.group("secret").strip("\"'")
         if ":" in value and not _CURL_PLACEHOLDER.search(value) and _entropy(value) >= 2.0:
             yield match.start("secret"), match.end("secret"), "basic_auth"
@@ -260,13 +260,14 @@ def _kubernetes(text: str) -> Iterator[Span]:
             yield offset + entry.start("secret"), offset + entry.end("secret"), "kubernetes_secret"
 
 
-# (lowercase keywords that must appear for the finder to run, the finder)
+# (lowercase keywords one of which must appear for the finder to run, the finder); each keyword is a full pass over
+# the text, so none is a substring of another.
 FINDERS: tuple[tuple[tuple[str, ...], Callable[[str], Iterator[Span]]], ...] = (
     (("-----begin",), _private_keys),
-    (("pass", "pwd", "pw", "secret", "token", "cred", "auth", "key"), _assignments),
+    (("pass", "pw", "secret", "token", "cred", "auth", "key"), _assignments),  # "pw" stands for "pwd" too
     ((",", "==", "!=", "</", "value"), _named_values),
     (("authori", "bearer"), _headers),
-    (("-u", "--user", "://"), _basic_auth),
+    (("://", "-u"), _basic_auth),  # "-u" stands for "--user" too
     (("kind:",), _kubernetes),
 )
 
