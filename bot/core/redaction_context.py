@@ -47,7 +47,8 @@ _OPERATOR = r"(?::{1,3}=|\?=|\.=|\+=|={2,3}|!==?|=>|=|:)"
 # after its name (tail, type, then an operator or a quote). The check is a cheap superset of `_ASSIGNMENT`, so prose
 # that merely says "token" or "password" costs a few `str.find` calls and one failed `match` per mention.
 _BLANK_QUOTE = re.compile(r"[ \t][\"'`]")
-_SCAN_WORDS = ("pass", "pwd", "pw", "secret", "token", "cred", "auth", "api", "access", "private", "sonar", "key")
+# "pw" stands for "pwd"; "api", "access" and "private" are kept for "apikey", "accesskey", "privatekey".
+_SCAN_WORDS = ("pass", "pw", "secret", "token", "cred", "auth", "api", "access", "private", "sonar", "key")
 _AFTER_WORD = re.compile(
     r"[\w.-]{0,40}(?:\[\d*\])?[\"'`\]]{0,2}"
     r"(?:[ \t]+(?:string|str|&str|\[\]byte|bytes)|[ \t]*:[ \t]*(?:string|str|bytes))?[ \t]*(?:[:=\"'`]|[?.+!]=)"
