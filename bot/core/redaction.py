@@ -146,13 +146,12 @@ def _find(view: str, contacts: bool) -> Iterator[_Span]:
             if rule.entropy and _entropy(view[start:end]) < rule.entropy:
                 continue
             yield start, end, rule.kind, 0
+    contains = lower.__contains__
     for keywords, finder in redaction_context.FINDERS:
-        for keyword in keywords:  # a loop, not any(): this runs for every message and a generator costs more
-            if keyword in lower:
-                for start, end, kind in finder(view):
-                    if end > start and not _DUMMY.search(view, start, end):
-                        yield start, end, kind, 1
-                break
+        if any(map(contains, keywords)):  # map, not a generator: this runs for every message
+            for start, end, kind in finder(view):
+                if end > start and not _DUMMY.search(view, start, end):
+                    yield start, end, kind, 1
     if contacts:
         if "@" in view:
             for match in _EMAIL.finditer(view):

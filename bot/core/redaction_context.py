@@ -188,7 +188,7 @@ def _assigned_value(match: re.Match[str]) -> Span | None:
 def _named_values(text: str) -> Iterator[Span]:
     """Values whose name comes in another form: reversed comparisons, quoted pairs, XML elements, key/value attributes."""
     for pattern, hints, refine in _NAMED_PATTERNS:
-        if not any(hint in text for hint in hints) or (refine is not None and not refine.search(text)):
+        if not any(map(text.__contains__, hints)) or (refine is not None and not refine.search(text)):
             continue
         for match in pattern.finditer(text):
             name = _SECRET_NAME.search(match.group("name"))
