@@ -262,6 +262,8 @@ ADVERSARIAL: dict[str, Callable[[int], str]] = {
     "+ ( digits": lambda n: "+(1" * (n // 3),
     "quotes and commas": lambda n: "\"a\", " * (n // 6),
     "== after quotes": lambda n: "\"x\" == " * (n // 8),
+    "dates (8-digit stretches)": lambda n: "2024-06-12x" * (n // 11),
+    "10-digit stretches": lambda n: "1234567890x" * (n // 11),
 }
 
 

@@ -47,6 +47,25 @@ def test_ordinary_text_has_no_find(text: str) -> None:
     assert find_secrets(text, contacts=True) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # phones in ASCII text are looked for only in stretches of number characters: at their edges the
+        # lookarounds still see the text around them
+        ("+44 20 7946 0958 is mine", "[REDACTED:phone] is mine"),
+        ("ring 415-555-0132 or (415) 555-0199, ok", "ring [REDACTED:phone] or [REDACTED:phone], ok"),
+        ("+1 415 555 0132 +1 415 555 0133", "[REDACTED:phone] [REDACTED:phone]"),
+        ("call 020 7946 0958.", "call [REDACTED:phone]."),
+        ("pay $ 415 555 0132 now", "pay $ 415 555 0132 now"),  # an amount: the "$ " before the stretch
+        ("415 555 0132 USD", "415 555 0132 USD"),  # an amount: the currency after it
+        ("order 12345678901234567890 shipped", "order 12345678901234567890 shipped"),
+        ("dates 2024-06-12 and 2024-06-13", "dates 2024-06-12 and 2024-06-13"),
+    ],
+)
+def test_phone_stretches_keep_the_lookarounds(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
 def test_find_secrets_reports_positions_in_the_original_text() -> None:
     text = f"a &amp; b {GITHUB} c"
     [(start, end, kind)] = find_secrets(text)
