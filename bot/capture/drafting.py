@@ -13,6 +13,7 @@ import time
 from bot.capture.candidate import Draft, Drafter
 from bot.core.errors import CallFailed, ConfigError
 from bot.core.llm import LLM, Completion, RetryPolicy
+from bot.core.redaction import redact
 from bot.core.settings import Settings
 from bot.corpus.schema import Turn
 
@@ -43,7 +44,7 @@ def _render(turns: list[Turn], note: str | None) -> str:
     body = "\n".join(f"<{t.role}>{t.content[-4000:]}</{t.role}>" for t in turns[-12:])
     body = body.replace("</conversation>", "<\\/conversation>")
     extra = f"\n<flagger_note>{note}</flagger_note>" if note else ""
-    return f"<conversation>\n{body}\n</conversation>{extra}"
+    return redact(f"<conversation>\n{body}\n</conversation>{extra}", contacts=False)  # the prompt leaves the bot
 
 
 def make_drafter(settings: Settings) -> Drafter | None:

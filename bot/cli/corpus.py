@@ -1,4 +1,4 @@
-"""`evalbot corpus`: list, show, validate, schema, promote, reject, edit and reindex the corpus.
+"""`evalbot corpus`: list, show, validate, scan (secrets), schema, promote, reject, edit and reindex the corpus.
 
 The database layer (sqlmodel, half a second to import) is imported by the commands that use it, so `show`,
 `validate` and `schema` answer without it.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,9 +17,10 @@ import typer
 from bot.cli.common import cli_author, cli_errors
 from bot.cli.export import export
 from bot.core.clock import precise_utcnow
-from bot.core.errors import EvalbotError, InvalidCaseError
+from bot.core.errors import ConfigError, EvalbotError, InvalidCaseError
 from bot.corpus.bulk import check_all
 from bot.corpus.casefile import dump_case
+from bot.corpus.scan import scan_corpus, scan_files
 from bot.corpus.schema import case_json_schema
 from bot.evals.config import load_eval_config
 from bot.runtime import open_corpus, open_runtime
@@ -87,10 +89,33 @@ def validate() -> None:
         problems.append(str(exc))
     counts, case_problems = check_all(corpus)
     problems += case_problems
+    problems += [f"{finding}: a secret (run `evalbot corpus scan`)" for finding in scan_files(corpus.root)]
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
     typer.echo(f"{counts['promoted']} cases, {counts['candidate']} candidates, {len(problems)} problem(s) in {corpus.root}")
     if problems:
+        raise typer.Exit(1)
+
+
+@app.command("scan")
+@cli_errors
+def scan(
+    folder: Annotated[Path | None, typer.Argument(help="A corpus folder (default: EVALBOT_CORPUS_DIR).")] = None,
+    history: Annotated[bool, typer.Option(help="Also scan every commit of the corpus folder's git history.")] = True,
+) -> None:
+    """Check every corpus file and its git history for secrets; exit 1 naming file, line and kind of each."""
+    if folder is None:
+        root = open_corpus().root
+    elif folder.is_dir():
+        root = folder.resolve()
+    else:
+        raise ConfigError(f"{folder} is not a folder: give the corpus folder to scan")
+    findings = scan_corpus(root, history=history)
+    for finding in findings:
+        typer.echo(str(finding))
+    where = "files and git history" if history else "files"
+    typer.echo(f"{len(findings)} secret(s) in the {where} of {root}", err=True)
+    if findings:
         raise typer.Exit(1)
 
 

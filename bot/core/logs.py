@@ -1,4 +1,4 @@
-"""Logging set-up: text or JSON lines, every record passed through secret redaction."""
+"""Logging set-up: text or JSON lines, every record passed through secret redaction on every handler."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update({k: v for k, v in vars(record).items() if k not in self._STANDARD and not k.startswith("_")})
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:  # exc_text first: the redacting filter has cleaned it
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
@@ -41,3 +41,17 @@ def setup_logging(*, fmt: str = "text", level: int = logging.INFO) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    guard_handlers()
+
+
+def guard_handlers() -> int:
+    """Put the redacting filter on every handler of every logger that lacks one (libraries may add their own);
+    how many handlers were guarded."""
+    loggers = [logging.getLogger(), *(item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger))]
+    guarded = 0
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(existing, RedactingFilter) for existing in handler.filters):
+                handler.addFilter(RedactingFilter())
+                guarded += 1
+    return guarded

@@ -3,13 +3,15 @@
 Each secret becomes a typed placeholder such as `[REDACTED:stripe_key]`; everything around it stays byte for
 byte the same, so a redacted conversation still reads naturally and diffs cleanly in the corpus.
 
-This module owns the engine and the public API. The rules live beside it: `bot.core.redaction_rules` holds the token
+This module owns the engine and the public API (`redact`, `redact_with_report`, `find_secrets`, `RedactingFilter`). The rules live beside it: `bot.core.redaction_rules` holds the token
 formats ported from gitleaks (recognised by their own shape), `bot.core.redaction_context` the secrets recognised by
 what surrounds them (secret-named keys with any assignment operator, headers, URLs, private-key blocks,
 Kubernetes Secrets). The engine
 
-* runs a rule only when one of its lowercase keywords is in the lowercased text (gitleaks' prefilter), so
-  ordinary chat pays for a few substring searches and little else;
+* runs a rule only when one of its lowercase keywords is in the lowercased text (gitleaks' prefilter), looked
+  for only in words of 16+ characters; each context finder, the assignment scan and the phone scan sit behind
+  substring gates too (a secret word, an operator, a digit), so ordinary chat pays for a few substring
+  searches and little else; `benchmarks/redaction.py` measures it;
 * reads Slack-escaped text (`&amp;`, `&lt;`, `&gt;`) through an unescaped view and maps each secret back onto
   the original characters, so a secret holding "&" or "<" is removed whole;
 * collects every rule's spans first and merges overlapping ones into one placeholder, named after the most
@@ -71,6 +73,9 @@ _PHONE = re.compile(
     re.VERBOSE,
 )
 
+_PHONE_ASCII = re.compile(_PHONE.pattern, re.VERBOSE | re.ASCII)
+_NUMBER_STRETCH = re.compile(r"[+(0-9][0-9 ().+-]{8,}")
+
 KINDS: tuple[str, ...] = tuple(dict.fromkeys((*redaction_rules.KINDS, *redaction_context.KINDS, "email", "phone")))
 
 # A span: start, end, kind, rank (lower is more specific and names the merged placeholder).
@@ -84,35 +89,54 @@ def placeholder(kind: str) -> str:
 
 def redact(text: str, *, contacts: bool = True) -> str:
     """`text` with every secret (and, if `contacts`, every email and phone number) replaced by a placeholder."""
-    return redact_with_report(text, contacts=contacts)[0]
+    return _redact(text, contacts, None)
 
 
 def redact_with_report(text: str, *, contacts: bool = True) -> tuple[str, Counter[str]]:
     """Like `redact`, and how many secrets of each kind were replaced."""
     counts: Counter[str] = Counter()
+    return _redact(text, contacts, counts), counts
+
+
+def find_secrets(text: str, *, contacts: bool = False) -> list[tuple[int, int, str]]:
+    """Where `text` holds secrets (and, if `contacts`, contact details): `(start, end, kind)` in order, overlapping
+    finds merged, existing placeholders left out. What `redact` replaces; `corpus scan` reports it."""
     if not text:
-        return text, counts
+        return []
     view, to_original = _unescaped(text)
     spans = sorted(_find(view, contacts), key=lambda span: (span[0], -span[1]))
     if not spans:
-        return text, counts
+        return []
     protected = [match.span() for match in _PLACEHOLDER.finditer(view)] if "[REDACTED:" in view else []
+    return [(to_original(start), to_original(end), kind) for start, end, kind in _merge(spans, protected)]
+
+
+def _redact(text: str, contacts: bool, counts: Counter[str] | None) -> str:
+    found = find_secrets(text, contacts=contacts)
+    if not found:
+        return text
     pieces: list[str] = []
     cursor = 0
-    for start, end, kind in _merge(spans, protected):
-        start, end = to_original(start), to_original(end)
+    for start, end, kind in found:
         pieces.append(text[cursor:start])
         pieces.append(placeholder(kind))
-        counts[kind] += 1
+        if counts is not None:
+            counts[kind] += 1
         cursor = end
     pieces.append(text[cursor:])
-    return "".join(pieces), counts
+    return "".join(pieces)
 
 
 def _find(view: str, contacts: bool) -> Iterator[_Span]:
     lower = view.lower()
     # Every token is a long run of token characters holding its keyword: prose without such runs skips them all.
-    runs = " ".join(run for run in _CANDIDATE.findall(lower) if not _HEXLIKE.fullmatch(run))
+    # A run holds no whitespace, so only words of 16+ characters are searched (prose pays one `split`).
+    words = lower.split()
+    runs = (
+        " ".join(run for word in words if len(word) >= 16 for run in _CANDIDATE.findall(word) if not _HEXLIKE.fullmatch(run))
+        if words and max(map(len, words)) >= 16
+        else ""
+    )
     for rule in _rules_for(runs) if runs else ():
         for match in rule.pattern.finditer(view):
             start, end = match.span("secret") if "secret" in rule.pattern.groupindex else match.span()
@@ -123,8 +147,9 @@ def _find(view: str, contacts: bool) -> Iterator[_Span]:
             if rule.entropy and _entropy(view[start:end]) < rule.entropy:
                 continue
             yield start, end, rule.kind, 0
+    contains = lower.__contains__
     for keywords, finder in redaction_context.FINDERS:
-        if any(keyword in lower for keyword in keywords):
+        if any(map(contains, keywords)):  # map, not a generator: this runs for every message
             for start, end, kind in finder(view):
                 if end > start and not _DUMMY.search(view, start, end):
                     yield start, end, kind, 1
@@ -157,7 +182,8 @@ def _trie(words: list[str]) -> str:
     return build(root)
 
 
-_ALWAYS = frozenset(index for index, rule in enumerate(redaction_rules.TOKEN_RULES) if not rule.keywords)
+_ALWAYS = frozenset(index for index, rule in enumerate(redaction_rules.TOKEN_RULES) if not rule.keywords and not rule.gate)
+_GATED = tuple((index, rule.gate) for index, rule in enumerate(redaction_rules.TOKEN_RULES) if rule.gate)
 _KEYWORDS = sorted({keyword for rule in redaction_rules.TOKEN_RULES for keyword in rule.keywords})
 _KEYWORD_SCAN = re.compile(_trie(_KEYWORDS))
 # A match is the longest keyword at its place; every keyword inside it is present too ("sk-ant-" holds "sk-").
@@ -173,7 +199,7 @@ _RULES_OF: dict[str, frozenset[int]] = {
 
 def _rules_for(runs: str) -> list[redaction_rules.TokenRule]:
     """The token rules whose keywords occur in `runs`, in table order (the prefilter, one regex pass)."""
-    chosen = set(_ALWAYS)
+    chosen = set(_ALWAYS) | {index for index, gate in _GATED if gate.search(runs)}
     for found in set(_KEYWORD_SCAN.findall(runs)):
         chosen |= _RULES_OF.get(found, frozenset())
     return [redaction_rules.TOKEN_RULES[index] for index in sorted(chosen)]
@@ -192,9 +218,31 @@ def _entropy(value: str) -> float:
 
 
 def _phones(view: str) -> Iterator[_Span]:
-    for match in _PHONE.finditer(view):
-        if 9 <= sum(ch.isdigit() for ch in match.group()) <= 15:
-            yield match.start(), match.end(), "phone", 2
+    ascii_only = view.isascii()
+    for digit in "0123456789":  # fast substring searches first: most chat has no digit at all
+        if digit in view:
+            break
+    else:
+        if ascii_only:  # beyond ASCII `\d` also matches other scripts' digits: let `_PHONE` decide
+            return
+    if not ascii_only:
+        for match in _PHONE.finditer(view):
+            if 9 <= sum(map(str.isdigit, match.group())) <= 15:
+                yield match.start(), match.end(), "phone", 2
+        return
+    # A number is written with digits, "+", "(", ")", spaces, dots and dashes only, so it lies inside one maximal
+    # stretch of them: `_PHONE` runs only on stretches holding 9 digits or more, sliced with the 3 characters
+    # before and 6 after that its lookarounds read. On ASCII text its ASCII twin matches exactly the same.
+    for stretch in _NUMBER_STRETCH.finditer(view):
+        start, end = stretch.span()
+        if sum(map(str.isdigit, stretch.group())) < 9:
+            continue
+        offset = max(0, start - 3)
+        for match in _PHONE_ASCII.finditer(view[offset : end + 6], start - offset):
+            if match.start() + offset >= end:
+                break
+            if 9 <= sum(map(str.isdigit, match.group())) <= 15:
+                yield match.start() + offset, match.end() + offset, "phone", 2
 
 
 def _merge(spans: list[_Span], protected: list[tuple[int, int]]) -> Iterator[tuple[int, int, str]]:
@@ -278,4 +326,10 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(record.exc_text, contacts=self.contacts)
         if record.stack_info:
             record.stack_info = redact(record.stack_info, contacts=self.contacts)
+        for key, value in vars(record).items():  # `extra` fields, which the JSON format writes out
+            if key not in _RECORD_FIELDS and isinstance(value, str) and value:
+                setattr(record, key, redact(value, contacts=self.contacts))
         return True
+
+
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}

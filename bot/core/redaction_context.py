@@ -34,7 +34,7 @@ _NOT_SECRET_TAIL = re.compile(
     r"^(?:(?i:s|es|ary|aries|izer|izers|ize|ized|izing|ization|ing|ed|less)$"
     r"|(?:[_.-]|(?=[A-Z]))?(?i:alias|board|chars?|code|count|down|event|frame|id|ids|index|left|len|length|mesh\w*|name"
     r"|names|pair|press\w*|right|ring|selector|signature\w*|size|stone|store\w*|str|stroke|type|types|up|word|binding"
-    r"|handler|listener|map|set|list)(?:$|[_.-]|(?=[A-Z])))"
+    r"|handler|listener|map|set|list|threshold|rate|ratio|percent\w*|through)(?:$|[_.-]|(?=[A-Z])))"
     r"|(?:^|[_.-]|(?<=[a-z])(?=[A-Z]))(?i:count|type|id|ids|name|names|length|len|size|limit|url|uri|endpoint|file|path"
     r"|dir|format|ttl|expiry|expires?|timeout|usage|index|field|header|prefix|policy|store|required|hint|label"
     r"|placeholder|reset|hash|vault|at|in)$"
@@ -43,7 +43,16 @@ _NOT_SECRET_TAIL = re.compile(
 _TYPE = r"(?:[ \t]+(?:string|String|str|&str|\[\]byte|bytes)|[ \t]*:[ \t]*(?:string|String|str|bytes)(?=[ \t]*=))?"
 _OPERATOR = r"(?::{1,3}=|\?=|\.=|\+=|={2,3}|!==?|=>|=|:)"
 # Secret words are found in the lowercased text (a literal alternation, fast), then `_ASSIGNMENT` is matched there.
-_WORD_SCAN = re.compile(r"pass|pwd|pw|secret|token|cred|auth|api|access|private|sonar|key")
+# Where an assignment can start: a secret word (found by substring search, fast) followed by what `_ASSIGNMENT` needs
+# after its name (tail, type, then an operator or a quote). The check is a cheap superset of `_ASSIGNMENT`, so prose
+# that merely says "token" or "password" costs a few `str.find` calls and one failed `match` per mention.
+_BLANK_QUOTE = re.compile(r"[ \t][\"'`]")
+# "pw" stands for "pwd"; "api", "access" and "private" are kept for "apikey", "accesskey", "privatekey".
+_SCAN_WORDS = ("pass", "pw", "secret", "token", "cred", "auth", "api", "access", "private", "sonar", "key")
+_AFTER_WORD = re.compile(
+    r"[\w.-]{0,40}(?:\[\d*\])?[\"'`\]]{0,2}"
+    r"(?:[ \t]+(?:string|str|&str|\[\]byte|bytes)|[ \t]*:[ \t]*(?:string|str|bytes))?[ \t]*(?:[:=\"'`]|[?.+!]=)"
+)
 _ASSIGNMENT = re.compile(
     r"(?i)" + _WORD + r"(?P<tail>[\w.-]{0,24})(?:\[\d*\])?[\"'`\]]{0,2}" + _TYPE + r"[ \t]*"
     r"(?:(?P<op>" + _OPERATOR + r")[ \t]*|[ \t](?=[\"'`]))"
@@ -117,14 +126,19 @@ def _trim_bare(value: str) -> str:
 
 
 def _assignments(text: str) -> Iterator[Span]:
+    # Every operator holds ":" or "="; without one, a value needs a quote after a blank (`password "x"`).
+    if ":" not in text and "=" not in text and not _BLANK_QUOTE.search(text):
+        return
     lower = text.lower()
     if len(lower) != len(text):  # a few characters lowercase to two: search the text itself, more slowly
         lower = text
     position = 0
-    while (word := _WORD_SCAN.search(lower, position)) is not None:
-        match = _ASSIGNMENT.match(text, word.start())
+    for start, end in _word_starts(lower):
+        if start < position:
+            continue
+        match = _ASSIGNMENT.match(text, start)
         if match is None:
-            position = word.end()
+            position = end
             continue
         value_start = match.start("quoted") if match.group("q") else match.start("bare")
         span = _assigned_value(match)
@@ -132,6 +146,20 @@ def _assignments(text: str) -> Iterator[Span]:
         position = match.end() if span else value_start
         if span:
             yield span
+
+
+def _word_starts(lower: str) -> list[tuple[int, int]]:
+    """(start, end) of each secret word in `lower` that is followed by what an assignment needs, in order."""
+    found: list[tuple[int, int]] = []
+    for word in _SCAN_WORDS:
+        at = lower.find(word)
+        while at >= 0:
+            end = at + len(word)
+            if _AFTER_WORD.match(lower, end):
+                found.append((at, end))
+            at = lower.find(word, end)
+    found.sort()
+    return found
 
 
 def _assigned_value(match: re.Match[str]) -> Span | None:
@@ -159,8 +187,8 @@ def _assigned_value(match: re.Match[str]) -> Span | None:
 
 def _named_values(text: str) -> Iterator[Span]:
     """Values whose name comes in another form: reversed comparisons, quoted pairs, XML elements, key/value attributes."""
-    for pattern, hints in _NAMED_PATTERNS:
-        if not any(hint in text for hint in hints):
+    for pattern, hints, refine in _NAMED_PATTERNS:
+        if not any(map(text.__contains__, hints)) or (refine is not None and not refine.search(text)):
             continue
         for match in pattern.finditer(text):
             name = _SECRET_NAME.search(match.group("name"))
@@ -173,7 +201,14 @@ def _named_values(text: str) -> Iterator[Span]:
             yield start, start + len(value), "password" if name.group("pass") else "secret"
 
 
-_NAMED_PATTERNS = ((_REVERSED, ("==", "!=")), (_PAIR, ('",', "',", '" ,')), (_XML, ("</",)), (_KEY_VALUE_ATTRS, ("value",)))
+# Each pattern with the substrings one of which its matches hold (fast searches), then, where those are common in
+# code, a regex its matches hold (a quote before the comparison, a quoted pair) before the pattern itself runs.
+_NAMED_PATTERNS: tuple[tuple[re.Pattern[str], tuple[str, ...], re.Pattern[str] | None], ...] = (
+    (_REVERSED, ("==", "!="), re.compile(r"[\"'`][ \t]*[=!]=")),
+    (_PAIR, ('",', "',", '" ,', "' ,"), None),
+    (_XML, ("</",), None),
+    (_KEY_VALUE_ATTRS, ("value", "VALUE", "Value"), None),
+)
 
 
 def _headers(text: str) -> Iterator[Span]:
@@ -185,7 +220,7 @@ def _headers(text: str) -> Iterator[Span]:
 
 
 def _basic_auth(text: str) -> Iterator[Span]:
-    for match in _CURL_USER.finditer(text) if "-u" in text or "--user" in text else ():
+    for match in _CURL_USER.finditer(text) if "-u" in text else ():  # "--user" holds "-u"
         value = match.group("secret").strip("\"'")
         if ":" in value and not _CURL_PLACEHOLDER.search(value) and _entropy(value) >= 2.0:
             yield match.start("secret"), match.end("secret"), "basic_auth"
@@ -226,13 +261,14 @@ def _kubernetes(text: str) -> Iterator[Span]:
             yield offset + entry.start("secret"), offset + entry.end("secret"), "kubernetes_secret"
 
 
-# (lowercase keywords that must appear for the finder to run, the finder)
+# (lowercase keywords one of which must appear for the finder to run, the finder); each keyword is a full pass over
+# the text, so none is a substring of another.
 FINDERS: tuple[tuple[tuple[str, ...], Callable[[str], Iterator[Span]]], ...] = (
     (("-----begin",), _private_keys),
-    (("pass", "pwd", "pw", "secret", "token", "cred", "auth", "key"), _assignments),
-    (("==", "!=", ",", "</", "value"), _named_values),
+    (("pass", "pw", "secret", "token", "cred", "auth", "key"), _assignments),  # "pw" stands for "pwd" too
+    ((",", "==", "!=", "</", "value"), _named_values),
     (("authori", "bearer"), _headers),
-    (("-u", "--user", "://"), _basic_auth),
+    (("://", "-u"), _basic_auth),  # "-u" stands for "--user" too
     (("kind:",), _kubernetes),
 )
 

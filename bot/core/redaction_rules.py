@@ -32,10 +32,15 @@ class TokenRule:
     pattern: re.Pattern[str]
     boundary: bool = True  # the characters around the match must not be letters, digits, "_" (or "." before it)
     entropy: float = 0.0  # gitleaks' minimum Shannon entropy of the secret, where its test data needs one
+    # For a rule without keywords: a regex the lowercased candidate runs must hold, or the rule is not run.
+    gate: re.Pattern[str] | None = None
 
 
-def _rule(kind: str, keywords: str, pattern: str, *, flags: int = 0, boundary: bool = True, entropy: float = 0.0) -> TokenRule:
-    return TokenRule(kind, tuple(keywords.split()), re.compile(pattern, flags), boundary, entropy)
+def _rule(
+    kind: str, keywords: str, pattern: str, *, flags: int = 0, boundary: bool = True, entropy: float = 0.0, gate: str = ""
+) -> TokenRule:
+    compiled_gate = re.compile(gate) if gate else None
+    return TokenRule(kind, tuple(keywords.split()), re.compile(pattern, flags), boundary, entropy, compiled_gate)
 
 
 _I = re.IGNORECASE
@@ -159,7 +164,7 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
     _rule("typeform_token", "tfp_", r"tfp_[\w.=-]{59}"),
     # yandex-api-key, yandex-access-token; discord bot tokens (the detect-secrets shape)
     _rule("yandex_token", "aqvn t1.", r"(?:AQVN[\w-]{35,38}|t1\.[\w-]+={0,2}\.[\w-]{86}={0,2})"),
-    _rule("discord_token", "", r"[MNO][\w-]{23,25}\.[\w-]{6}\.(?:[\w-]{38}|[\w-]{27})(?![\w-])"),
+    _rule("discord_token", "", r"[MNO][\w-]{23,25}\.[\w-]{6}\.(?:[\w-]{38}|[\w-]{27})(?![\w-])", gate=r"[mno][\w-]{23,25}\.[\w-]{6}\."),
 )
 
 # gitleaks' allowlist for gcp-api-key: keys published in public SDKs and docs, not secrets of anyone's.

@@ -152,7 +152,9 @@ class CorpusChange:
     def write(self, case: Case) -> Path:
         """Write `case` to the folder of its status, removing its file from the other status folder."""
         path = self.corpus.path_for(case.id, case.status)
-        text = dump_case(case)
+        from bot.core.redaction_exits import redact_case  # the rules' regexes compile here, not in `corpus list`
+
+        text = dump_case(redact_case(case))  # the file is the exit: a case made elsewhere is redacted too
         if _read(path) != text:
             self._touch(path)
             atomic_write(path, text)

@@ -171,8 +171,11 @@ class GitRepo:
         """Build the commit in a private index (HEAD + `stage`), then move HEAD only if nobody else did.
 
         Nothing else is committed, whatever is staged or untracked around these paths; a failure at any step
-        leaves git as it was.
+        leaves git as it was. The message is an exit like the files: it is redacted.
         """
+        from bot.core.redaction import redact  # compiled on the first commit, not by commands that only read
+
+        message = redact(message, contacts=False)
         probe = self._git("show", "-s", "--format=%H %T", "HEAD", env=None, timeout=30)
         head, head_tree = probe.stdout.split() if probe.returncode == 0 else (None, None)
         index = self.git_dir / f"evalbot-index-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:6]}"

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from bot.core import metrics
 from bot.core.clock import utcnow
+from bot.core.redaction_exits import redact_payload, redact_text
 from bot.core.usage import Usage, UsageMeter, estimate_cost
 from bot.evals.runner import CaseOutcome
 from bot.store.tables import CaseResult, EvalRun, TrialResult
@@ -85,15 +86,16 @@ def save_outcomes(session: Session, run: EvalRun, outcomes: Sequence[CaseOutcome
     for outcome in outcomes:
         case = outcome.case
         cases.append({
-            "run_id": run.id, "case_id": case.id, "title": case.title, "status": outcome.status,
+            "run_id": run.id, "case_id": case.id, "title": redact_text(case.title), "status": outcome.status,
             "pass_rate": outcome.pass_rate, "flaky": outcome.flaky, "trials": len(outcome.trials),
-            "failure": outcome.failure, "permalink": case.source.permalink,
+            "failure": redact_text(outcome.failure), "permalink": case.source.permalink,
         })
         trials += [
             {
-                "run_id": run.id, "case_id": case.id, "trial": trial.trial, "status": trial.status, "output": trial.output,
-                "verdicts": [v.as_dict() for v in trial.verdicts], "latency_ms": trial.latency_ms,
-                "input_tokens": trial.usage.input_tokens, "output_tokens": trial.usage.output_tokens, "error": trial.error,
+                "run_id": run.id, "case_id": case.id, "trial": trial.trial, "status": trial.status, "output": redact_text(trial.output),
+                "verdicts": redact_payload([v.as_dict() for v in trial.verdicts]), "latency_ms": trial.latency_ms,
+                "input_tokens": trial.usage.input_tokens, "output_tokens": trial.usage.output_tokens,
+                "error": redact_text(trial.error),
             }
             for trial in outcome.trials
         ]
@@ -196,7 +198,7 @@ def fail_run(session: Session, run_id: int, *, error: str) -> None:
     """Mark a run `failed` with the reason (it stays out of comparisons)."""
     run = session.get(EvalRun, run_id)
     if run is not None:
-        run.status, run.error, run.finished_at = "failed", error, utcnow()
+        run.status, run.error, run.finished_at = "failed", redact_text(error), utcnow()
         metrics.RUNS.labels("failed").inc()
         session.add(run)
 

@@ -10,6 +10,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot.core import metrics
+from bot.core.redaction_slack import redacting_middleware
 from bot.runtime import Runtime
 from bot.slack.client import make_web_client, sign_in
 from bot.slack.deps import SubmitFlag, build_deps
@@ -40,6 +41,7 @@ def create_app(runtime: Runtime, *, submit_flag: SubmitFlag | None = None) -> Ap
         # Captures (inline) mostly wait on Slack and the shared git commit: more workers keep up with bursts.
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_WORKERS, thread_name_prefix="evalbot-listener"),
     )
+    app.use(redacting_middleware)  # every request's client, say, respond and ack redact what they send
     deps = build_deps(runtime, client, identity.data)
     deps.submit_flag = submit_flag or (
         lambda flag, response_url: metrics.CAPTURES.labels(handle_flag(deps, client, flag, response_url=response_url)).inc()

@@ -11,6 +11,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from slack_sdk.web import SlackResponse
 
 from bot.core.errors import SlackUnavailableError
+from bot.core.redaction_slack import RedactingWebClient
 from bot.core.settings import Settings
 
 T = TypeVar("T")
@@ -25,9 +26,10 @@ WHERE_TOKENS = {
 
 
 def make_web_client(settings: Settings, *, token: str | None = None) -> WebClient:
-    """A WebClient for the bot token that retries 429s (after Retry-After) and dropped connections."""
+    """A WebClient for the bot token that retries 429s (after Retry-After) and dropped connections, and redacts
+    what it posts."""
     bot_token = token or (settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None)
-    return WebClient(
+    return RedactingWebClient(
         token=bot_token,
         base_url=settings.slack_api_url,
         timeout=30,

@@ -167,6 +167,7 @@ NEGATIVE = [
     pytest.param("fixed in 3f2a9c1e4b5d6a7f8e9d0c1b2a3f4e5d6c7b8a90 (see 3f2a9c1)", id="git-sha"),
     pytest.param("sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", id="sha256"),
     pytest.param("max_tokens = 1024\ntemperature = 0\ntoken_count: 512", id="config-numbers"),
+    pytest.param("pass_threshold = 1.0\npassRate: 0.95\npass_through=yes-1", id="pass-rates-are-not-passwords"),
     pytest.param("Forgot your password: click the reset link.", id="password-prose"),
     pytest.param("Send a Bearer token in the Authorization header: Bearer YOUR_TOKEN", id="bearer-prose"),
     pytest.param("See https://example.com:8080/docs and ssh://git@github.com/acme/app", id="urls-without-password"),

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from bot.core.clock import utcnow
 from bot.core.errors import CallFailed, ConfigError, RunTakenOverError
 from bot.core.llm import LLM, message_text
+from bot.core.redaction_exits import redact_payload, redact_text
 from bot.core.usage import Usage, UsageMeter
 from bot.corpus.schema import Case, Rubric
 from bot.evals import records
@@ -133,9 +134,10 @@ class _Trial:
         owed = {"kind": "rubric", "passed": False, "message": "awaiting the judge (batch)", "error": False, PENDING: True}
         return {
             "run_id": run_id, "case_id": self.case.id, "trial": self.trial,
-            "status": PENDING if self.owed else self.outcome().status, "output": self.output,
-            "verdicts": [owed if v is None else v.as_dict() for v in self.verdicts], "latency_ms": self.latency_ms,
-            "input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens, "error": self.error,
+            "status": PENDING if self.owed else self.outcome().status, "output": redact_text(self.output),
+            "verdicts": redact_payload([owed if v is None else v.as_dict() for v in self.verdicts]),
+            "latency_ms": self.latency_ms, "input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
+            "error": redact_text(self.error),
         }
 
     @classmethod

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.core.redaction_exits import redact_case
 from bot.corpus.schema import Case
 from bot.evals.config import AnthropicTarget, EvalConfig, inside_corpus
 from bot.evals.render.inspect_task import inspect_dataset, inspect_sample, inspect_task_file
@@ -72,7 +73,14 @@ def output_files(fmt: str, out: Path) -> tuple[Path, list[str]]:
 
 def export_corpus(cases: Sequence[Case], fmt: str, *, name: str = "cases", config: EvalConfig | None = None,
                   system_prompt: str | None = None) -> Export:
-    """The cases in format `fmt` (promptfoo | inspect | jsonl); `name` is the main file's name."""
+    """The cases in format `fmt` (promptfoo | inspect | jsonl); `name` is the main file's name.
+
+    An export is an exit: the cases and the system prompt are redacted on the way out.
+    """
+    from bot.core.redaction import redact
+
+    cases = [redact_case(case) for case in cases]
+    system_prompt = redact(system_prompt, contacts=False) if system_prompt else system_prompt
     if fmt == "promptfoo":
         document, refused = promptfoo_config(cases, config=config, system_prompt=system_prompt)
         if name.endswith(".json"):

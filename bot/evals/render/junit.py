@@ -9,14 +9,15 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from bot.core.redaction import redact
 from bot.evals.compare import Comparison
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _clean(text: str) -> str:
-    """Drop the characters XML 1.0 cannot carry (model output may contain them)."""
-    return _NOT_XML.sub("\ufffd", text)
+    """Drop the characters XML 1.0 cannot carry (model output may contain them), and redact secrets."""
+    return _NOT_XML.sub("\ufffd", redact(text, contacts=False))
 
 
 def _first_line(text: str | None, fallback: str) -> str:

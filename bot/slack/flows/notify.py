@@ -6,7 +6,8 @@ import logging
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook import WebhookClient
+
+from bot.core.redaction_slack import RedactingWebhookClient
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ def tell_user(
     """Send `text` only to `user`: through response_url, else ephemeral in the channel, else as a DM."""
     if response_url:
         try:
-            WebhookClient(response_url, timeout=10).send(text=text, response_type="ephemeral", replace_original=False)
+            RedactingWebhookClient(response_url, timeout=10).send(text=text, response_type="ephemeral", replace_original=False)
             return
         except Exception:  # noqa: BLE001 - fall back to the Web API below
             log.warning("posting to response_url failed; trying an ephemeral message")
