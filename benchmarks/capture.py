@@ -107,7 +107,7 @@ def main() -> None:
 
     worker = CaptureWorker()  # as `evalbot serve` runs: captures in a worker process, acks here
     runtime, app = start(get_settings(), submit_flag=worker)
-    worker.start()
+    worker.start(runtime.engine)
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     handler = SocketModeHandler(app, "xapp-bench")
     handler.connect()

@@ -1,6 +1,7 @@
 """Runs the bot: Socket Mode by default, or Slack's HTTP events API with a health endpoint; and the nightly job.
 
-`start()` prepares the database, the case index and the Bolt app; `run()` also starts the nightly scheduler and
+`start()` prepares the database, recovers the corpus folder after a crash (`bot.corpus.recovery`), refreshes
+the case index and builds the Bolt app; `run()` also starts the nightly scheduler and
 posts the digests still owed from before (both in `start_background`), and on SIGINT/SIGTERM stops them, failing
 a run in progress as interrupted (its "run failed" message is posted at the next start).
 """
@@ -15,9 +16,11 @@ import uvicorn
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+from bot.capture import inbox
 from bot.core.logs import setup_logging
 from bot.core.settings import Settings
 from bot.corpus import index as caseindex
+from bot.corpus.recovery import recover
 from bot.evals import runs
 from bot.evals.batch.resume import resume_batch_runs
 from bot.runtime import Runtime, open_runtime, readiness
@@ -36,8 +39,13 @@ log = logging.getLogger(__name__)
 
 
 def start(settings: Settings, *, submit_flag: SubmitFlag | None = None) -> tuple[Runtime, App]:
-    """Migrate the database, refresh the case index from the files and build the app."""
+    """Migrate the database, settle what a crash left in the corpus, refresh the case index from the files,
+    return the inbox rows a dead process held, and build the app."""
     runtime = open_runtime(settings)
+    recover(runtime.corpus)
+    returned = inbox.release_dead(runtime.engine)
+    if returned:
+        log.warning("%d flag(s) held by a process that died go back to the inbox", returned)
     count, problems = _reindex(runtime)
     for problem in problems:
         log.warning("skipping an invalid case file: %s", problem)
@@ -82,7 +90,7 @@ def run(settings: Settings, *, http: bool, port: int) -> None:
     setup_logging(fmt=settings.log_format)
     worker = CaptureWorker()
     runtime, app = start(settings, submit_flag=worker)
-    worker.start()
+    worker.start(runtime.engine)
     nightly = start_background(runtime, app)
     handler = None
     try:

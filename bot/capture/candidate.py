@@ -232,8 +232,8 @@ def _add_flagger(case: Case, flag: FlagRequest, *, author: Author, corpus: Corpu
                 case, new = fresh, False
     with session_scope(engine) as session:
         _record_flag(session, case_id=case.id, flag=flag)
-        if new:
-            caseindex.upsert(session, case)
+        # Always: a retry after a crash between the commit and this write still indexes the case.
+        caseindex.upsert(session, case)
     # The reply is re-rendered for a new flagger, so it keeps naming the near-duplicates.
     dupes = near_duplicates(case, corpus) if new else []
     return CaptureResult(case=case, created=False, new_flagger=new, thread_ts=thread_ts, near_duplicates=dupes)
