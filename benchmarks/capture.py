@@ -107,7 +107,7 @@ def main() -> None:
 
     worker = CaptureWorker()  # as `evalbot serve` runs: captures in a worker process, acks here
     runtime, app = start(get_settings(), submit_flag=worker)
-    worker.start(runtime.engine)
+    worker.start(get_settings().database_url)
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     handler = SocketModeHandler(app, "xapp-bench")
     handler.connect()

@@ -89,8 +89,12 @@ def run(settings: Settings, *, http: bool, port: int) -> None:
     (/healthz, /readyz, /metrics) next to a Socket Mode connection."""
     setup_logging(fmt=settings.log_format)
     worker = CaptureWorker()
-    runtime, app = start(settings, submit_flag=worker)
-    worker.start(runtime.engine)
+    worker.start(settings.database_url)  # its start-up (imports, sign-in) overlaps ours
+    try:
+        runtime, app = start(settings, submit_flag=worker)
+    except BaseException:
+        worker.stop(timeout=5)
+        raise
     nightly = start_background(runtime, app)
     handler = None
     try:

@@ -20,6 +20,7 @@ from bot.corpus.gitrepo import SYSTEM, GitRepo
 
 log = logging.getLogger(__name__)
 
+HOLDER_WAIT_SECONDS = 10
 STALE_LOCK_SECONDS = 600  # without /proc to ask, a lock this old is taken to be stale
 _FOLDER_STATUS = {folder: status for status, folder in STATUS_DIRS.items()}
 
@@ -98,7 +99,10 @@ def _clear_stale_index_lock(repo: GitRepo) -> bool:
     if not lock.exists():
         return False
     if Path("/proc").is_dir():
-        holders = git_processes_in(repo.top)
+        # git processes of a killed writer may take a moment to go; a git that keeps running keeps its lock.
+        deadline = time.monotonic() + HOLDER_WAIT_SECONDS
+        while (holders := git_processes_in(repo.top)) and time.monotonic() < deadline:
+            time.sleep(0.1)
         if holders:
             log.warning("%s is held by running git process(es) %s: left in place", lock, holders)
             return False

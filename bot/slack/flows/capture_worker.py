@@ -21,8 +21,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy.engine import Engine
-
 from bot.capture import inbox
 from bot.core import metrics
 from bot.core.logs import setup_logging
@@ -32,6 +30,7 @@ from bot.runtime import open_runtime
 from bot.slack.client import make_web_client
 from bot.slack.deps import build_deps
 from bot.slack.flows.flagging import capture_claimed
+from bot.store.tables import get_engine
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +93,8 @@ def _child(parent_pid: int, nudges: mp.Queue, outcomes: mp.Queue) -> None:
                 slots += 1
             try:
                 claimed = inbox.claim(runtime.engine, owner=owner, limit=slots) if slots else []
-            except Exception:  # noqa: BLE001 - the database may be briefly away: the rows wait, we poll again
-                log.exception("could not read the flag inbox")
+            except Exception as exc:  # noqa: BLE001 - the database may be away or not migrated yet: poll again
+                log.warning("could not read the flag inbox (%s); trying again", type(exc).__name__)
                 claimed = []
             for _ in range(slots - len(claimed)):
                 free.release()
@@ -111,16 +110,18 @@ class CaptureWorker:
         self._nudges: mp.Queue = self._context.Queue()
         self._outcomes: mp.Queue = self._context.Queue()
         self._process: mp.process.BaseProcess | None = None
-        self._engine: Engine | None = None
+        self._database_url: str | None = None
         self._stopping = threading.Event()
         self._started = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, name="evalbot-capture-supervisor", daemon=True)
         self._collector = threading.Thread(target=self._collect, name="evalbot-capture-outcomes", daemon=True)
         self.restarts = 0
 
-    def start(self, engine: Engine) -> None:
-        """Start the worker (and its supervisor); `engine` is where its leases are returned if it dies."""
-        self._engine = engine
+    def start(self, database_url: str) -> None:
+        """Start the worker (and its supervisor); its leases are returned in `database_url` if it dies.
+
+        It may start before the parent has migrated the database: it waits for the inbox to be readable."""
+        self._database_url = database_url
         self._supervisor.start()
         self._collector.start()
         self._started.wait(timeout=30)
@@ -141,7 +142,7 @@ class CaptureWorker:
             if self._process.is_alive() or self._stopping.is_set():
                 continue
             dead = self._process
-            returned = inbox.release(self._engine, owner=inbox.owner_id(dead.pid)) if self._engine and dead.pid else 0
+            returned = self._release(dead)
             log.error("the capture worker stopped (exit code %s); %d flag(s) it held go back to the inbox; "
                       "starting a new one", dead.exitcode, returned)
             time.sleep(RESTART_PAUSE)
@@ -149,6 +150,11 @@ class CaptureWorker:
                 self.restarts += 1
                 self._process = self._spawn()
                 self._nudges.put("restarted")
+
+    def _release(self, process: mp.process.BaseProcess) -> int:
+        if self._database_url is None or not process.pid:
+            return 0
+        return inbox.release(get_engine(self._database_url), owner=inbox.owner_id(process.pid))
 
     def __call__(self, key: str) -> None:
         self._nudges.put(key)
@@ -177,6 +183,5 @@ class CaptureWorker:
                 log.warning("the capture worker did not finish within %.0f s; stopping it", timeout)
                 process.terminate()
                 process.join(5)
-            if self._engine is not None and process.pid:
-                inbox.release(self._engine, owner=inbox.owner_id(process.pid))
+            self._release(process)
         self._collector.join(timeout=2)
