@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot.core.errors import EvalbotError
 from bot.corpus.files import STATUS_DIRS, Corpus
-from bot.corpus.gitrepo import SYSTEM, GitRepo
+from bot.corpus.gitrepo import COMMITTER, SYSTEM, GitRepo
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,7 @@ def recover(corpus: Corpus) -> Recovered:
             else:
                 done.restored.append(path)
         if done.committed:
-            ids = ", ".join(sorted({p.stem for p in done.committed}))
-            repo.commit(done.committed, author=SYSTEM,
-                        message=f"Recover {len(done.committed)} case file(s) left uncommitted by a crash\n\n{ids}")
+            _commit(repo, done.committed)
         if done.restored:
             repo.restore(done.restored)
     if done.anything:
@@ -63,6 +61,23 @@ def recover(corpus: Corpus) -> Recovered:
                     len(done.temp_files), "cleared" if done.index_lock_cleared else "absent or held",
                     len(done.committed), len(done.restored))
     return done
+
+
+def _commit(repo: GitRepo, paths: list[Path]) -> None:
+    """Commit exactly `paths`, deletions included (a deletion may already be staged: `git add` would not know it)."""
+    top = repo.top.resolve()
+    rel = [str(p.resolve().relative_to(top)) for p in paths]
+    present = [r for r, p in zip(rel, paths) if p.exists()]
+    gone = [r for r, p in zip(rel, paths) if not p.exists()]
+    if present:
+        repo.run("add", "-A", "--", *present)
+    if gone:
+        repo.run("rm", "-q", "--cached", "--ignore-unmatch", "--", *gone)
+    name, email = SYSTEM.git_identity
+    ids = ", ".join(sorted({p.stem for p in paths}))
+    repo.run("commit", "-q", "--no-verify", "-m", f"Recover {len(paths)} case file(s) left uncommitted by a crash\n\n{ids}",
+             "--", *rel, env={"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+                              "GIT_COMMITTER_NAME": COMMITTER[0], "GIT_COMMITTER_EMAIL": COMMITTER[1]})
 
 
 def _remove_temp_files(root: Path) -> list[Path]:
