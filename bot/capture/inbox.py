@@ -127,10 +127,10 @@ def backoff(attempts: int) -> timedelta:
 
 
 def fail(engine: Engine, *, key: str, owner: str, error: str, attempts_before: int,
-         max_attempts: int = MAX_ATTEMPTS) -> Literal["retry", "failed"]:
+         max_attempts: int | None = None) -> Literal["retry", "failed"]:
     """Record a failed attempt: the row is retried after a backoff, or parked as failed after `max_attempts`."""
     attempts = attempts_before + 1
-    parked = attempts >= max_attempts
+    parked = attempts >= (max_attempts or MAX_ATTEMPTS)
     _finish(engine, key, owner, attempts=attempts, error=error[:ERROR_CHARS],
             status="failed" if parked else "pending", next_attempt_at=utcnow() + backoff(attempts))
     return "failed" if parked else "retry"
