@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 import uvicorn
@@ -82,7 +83,7 @@ def start_background(runtime: Runtime, app: App) -> Nightly:
 
 def catchup_trigger(runtime: Runtime, app: App, submit: SubmitFlag) -> Callable[[], None]:
     """A function that catches up on flags made while the bot was not connected, in a background thread (one
-    at a time: a reconnect during a catch-up is covered by it), handing each new inbox row to `submit`."""
+    at a time: a reconnect during a catch-up waits for it), handing each new inbox row to `submit`."""
     settings = runtime.settings
     identity = app.client.auth_test()
     scope = CatchupScope(channel=settings.channel or "", flag_emoji=frozenset(settings.flag_emoji),
@@ -90,18 +91,16 @@ def catchup_trigger(runtime: Runtime, app: App, submit: SubmitFlag) -> Callable[
                          hours=settings.catchup_hours, max_messages=settings.catchup_max_messages)
     running = threading.Lock()
 
-    def run_once() -> None:
-        if not running.acquire(blocking=False):
-            return
-        try:
-            for key in catch_up(app.client, engine=runtime.engine, corpus=runtime.corpus, scope=scope).keys:
-                submit(key)
-        except Exception:  # noqa: BLE001 - the checkpoint stays where it was: the next connect reads it again
-            log.exception("catching up on flags made while disconnected failed")
-        finally:
-            running.release()
+    def run_once(now: float) -> None:
+        with running:
+            try:
+                for key in catch_up(app.client, engine=runtime.engine, corpus=runtime.corpus, scope=scope, now=now).keys:
+                    submit(key)
+            except Exception:  # noqa: BLE001 - the checkpoint stays where it was: the next connect reads it again
+                log.exception("catching up on flags made while disconnected failed")
 
-    return lambda: threading.Thread(target=run_once, name="evalbot-catchup", daemon=True).start()
+    # Up to the moment of the (re)connection: what comes after it arrives as events.
+    return lambda: threading.Thread(target=run_once, args=(time.time(),), name="evalbot-catchup", daemon=True).start()
 
 
 def stop_background(nightly: Nightly) -> None:
