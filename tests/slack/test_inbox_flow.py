@@ -3,12 +3,15 @@ is parked and its flagger told; a retry after a crash between the commit and the
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from sqlmodel import select
+from typer.testing import CliRunner
 
 from bot.capture import inbox
+from bot.cli import app as cli
 from bot.corpus.ids import slack_case_id
 from bot.store.tables import CaptureReply, PendingFlag, session_scope
 from tests.fakes.slack import BOT_ID, FakeSlack
@@ -81,6 +84,13 @@ def test_a_flag_that_keeps_failing_is_parked_and_its_flagger_told(bot, slack, mo
     assert ephemeral.params["user"] == FLAGGER and "internal_error" in ephemeral.params["text"]
     [row] = inbox.parked(bot.runtime.engine)
     assert row.key == "event:EvFail1" and "internal_error" in row.error
+    # `/eval status` lists it, and so does `evalbot doctor` (which exits 1 for it).
+    slack.send_slash_command({"command": "/eval", "text": "status", "user_id": FLAGGER, "channel_id": CHANNEL})
+    status = slack.wait_for_call("response_url", lambda c: "could not be captured" in json.dumps(c.params)).params
+    assert f"reaction by <@{FLAGGER}>" in json.dumps(status["blocks"]) and "internal_error" in status["text"]
+    result = CliRunner().invoke(cli, ["doctor"])
+    assert "FAIL inbox: 1 flag(s) failed every attempt" in result.output and "internal_error" in result.output
+    assert result.exit_code == 1
 
 
 def test_a_retry_after_a_crash_between_commit_and_reply_adopts_the_reply(bot, slack):
