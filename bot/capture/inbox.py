@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import ColumnElement, insert, or_, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import col, func, select
 
 from bot.capture.candidate import FlagRequest
@@ -31,6 +32,8 @@ MAX_ATTEMPTS = 5
 BACKOFF_FIRST = timedelta(seconds=2)
 BACKOFF_MAX = timedelta(minutes=2)
 ERROR_CHARS = 2000
+SQLITE_WAIT_SECONDS = 30  # as long as the engine's own busy timeout
+SQLITE_BUSY_TIMEOUT_MS = 30000  # bot.store.tables sets this on every SQLite connection
 
 
 def owner_id(pid: int | None = None) -> str:
@@ -53,13 +56,42 @@ class Claimed:
 
 def enqueue(engine: Engine, *, key: str, flag: FlagRequest) -> bool:
     """Write the flag to the inbox; False when `key` is already there (a redelivery, or caught up already)."""
+    row = PendingFlag(key=key, channel=flag.channel, ts=flag.ts, thread_ts=flag.thread_ts, user_id=flag.user_id,
+                      trigger=flag.trigger, note=flag.note)
+    if engine.dialect.name == "sqlite":
+        return _enqueue_sqlite(engine, row)
     try:
         with session_scope(engine) as session:
-            session.add(PendingFlag(key=key, channel=flag.channel, ts=flag.ts, thread_ts=flag.thread_ts,
-                                    user_id=flag.user_id, trigger=flag.trigger, note=flag.note))
+            session.add(row)
     except IntegrityError:
         return False
     return True
+
+
+def _enqueue_sqlite(engine: Engine, row: PendingFlag) -> bool:
+    """The insert on the ack path, on SQLite: its one writer lock is often held for a moment by the capture
+    worker, and SQLite's own busy handler then sleeps 1, 2, 5, 10 … 100 ms between tries. Polling every half
+    millisecond instead takes the lock as soon as it is free, which keeps the ack fast under a burst."""
+    deadline = time.monotonic() + SQLITE_WAIT_SECONDS
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+        connection.commit()
+        try:
+            while True:
+                try:
+                    with connection.begin():
+                        connection.execute(insert(PendingFlag).values(**row.model_dump()))
+                    return True
+                except IntegrityError:
+                    return False
+                except OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.0005)
+        finally:
+            connection.rollback()
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            connection.commit()
 
 
 def known(engine: Engine, *, channel: str, ts: str) -> bool:
