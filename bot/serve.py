@@ -115,12 +115,8 @@ def run(settings: Settings, *, http: bool, port: int) -> None:
     (/healthz, /readyz, /metrics) next to a Socket Mode connection."""
     setup_logging(fmt=settings.log_format)
     worker = CaptureWorker()
-    worker.start(settings.database_url)  # its start-up (imports, sign-in) overlaps ours
-    try:
-        runtime, app = start(settings, submit_flag=worker)
-    except BaseException:
-        worker.stop(timeout=5)
-        raise
+    runtime, app = start(settings, submit_flag=worker)  # Slack sign-in checked here, before the worker starts
+    worker.start(settings.database_url)
     nightly = start_background(runtime, app)
     catch_up_now = catchup_trigger(runtime, app, worker)
     if http:
