@@ -207,7 +207,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers work while a writer commits; busy_timeout makes concurrent writers wait, not fail.
     # synchronous=NORMAL is WAL's recommended setting: no corruption on a crash, commits without an fsync each.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Setting journal_mode waits for the write lock even when it is WAL already: a new connection opened during
+    # a burst of writes would wait behind them (the flag inbox's ack path opens some), so it is asked first.
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -62,6 +62,7 @@ def _die_with_parent(parent_pid: int) -> None:
 def _child(parent_pid: int, nudges: mp.Queue, outcomes: mp.Queue) -> None:
     """The worker process: build the deps as the app does, then capture due inbox rows until told to stop."""
     _die_with_parent(parent_pid)
+    sys.setswitchinterval(0.0005)
     settings = get_settings()
     setup_logging(fmt=settings.log_format)
     runtime = open_runtime(settings, migrate_db=False)
