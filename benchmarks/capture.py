@@ -3,7 +3,10 @@
 The fake Slack runs in its own process (as Slack is not inside the bot's process in production) and sends the
 flags; the bot runs here, exactly as `evalbot serve` builds it (acks in this process, captures in its worker). Prints ack latency p50/p99, captures per
 second, git commits, and lost / duplicated counts. 10% of the events are sent twice (Slack's retries), which
-must not duplicate anything. Run: `uv run python benchmarks/capture.py [--flags 500] [--rate 60]`.
+must not duplicate anything. Since the durable flag inbox (issue 12) every flag is written to the database before
+its ack; the ack figures measured before that change are printed beside this run's for comparison.
+Run: `uv run python benchmarks/capture.py [--flags 500] [--rate 60]` (`--flags 200` is a quick run);
+`BENCH_DATABASE_URL=postgresql+psycopg://…` measures on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CHANNEL, BOT, FLAGGER = "C0BENCH01", "B0SUPPORT", "U0BENCH"
 WARMUP = 5
+# Ack latency before the inbox (commit 2d220e2: the flag was recorded after the ack), measured with
+# `--flags 200 --rate 60` on the shared 2-core machine at load 4-8, the same hour as the "after" figures.
+BEFORE = {"sqlite": "p50 17-25 ms, p99 19-870 ms (5 runs)", "postgresql": "p50 16.6 ms, p99 27.1 ms"}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -107,7 +113,7 @@ def main() -> None:
 
     worker = CaptureWorker()  # as `evalbot serve` runs: captures in a worker process, acks here
     runtime, app = start(get_settings(), submit_flag=worker)
-    worker.start()
+    worker.start(get_settings().database_url)
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     handler = SocketModeHandler(app, "xapp-bench")
     handler.connect()
@@ -127,6 +133,8 @@ def main() -> None:
     cases_in_commits = captures_in_log(runtime.corpus.repo.run("log", "--format=%B"))
     print(f"flags sent:       {args.flags} (+{len(latencies) - args.flags} redeliveries) at {args.rate or 'max'}/s in {result['sent_s']:.2f}s")
     print(f"ack latency:      p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms")
+    dialect = runtime.engine.dialect.name
+    print(f"ack before inbox: {BEFORE.get(dialect, 'not measured')} ({dialect}, 200 flags at 60/s, before the inbox)")
     captured = len(ids) - warmups
     print(f"captures:         {captured} in {result['done_s']:.2f}s = {captured / result['done_s']:.1f} captures/s "
           f"(after {warmups} warm-up flags)")

@@ -1,6 +1,8 @@
 """Runs the bot: Socket Mode by default, or Slack's HTTP events API with a health endpoint; and the nightly job.
 
-`start()` prepares the database, the case index and the Bolt app; `run()` also starts the nightly scheduler and
+`start()` prepares the database, recovers the corpus folder after a crash (`bot.corpus.recovery`), refreshes
+the case index and builds the Bolt app; `run()` catches up on flags made while the bot was not connected
+(`bot.capture.catchup`) at start and on every reconnection; `run()` also starts the nightly scheduler and
 posts the digests still owed from before (both in `start_background`), and on SIGINT/SIGTERM stops them, failing
 a run in progress as interrupted (its "run failed" message is posted at the next start).
 """
@@ -10,13 +12,18 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 
 import uvicorn
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+from bot.capture import inbox
+from bot.capture.catchup import CatchupScope, catch_up
 from bot.core.logs import setup_logging
 from bot.core.settings import Settings
+from bot.corpus.recovery import recover
 from bot.corpus.refresh import refresh
 from bot.corpus.seed import prepare_data
 from bot.evals import runs
@@ -40,9 +47,14 @@ _FOLLOWUPS: list[FollowUpService] = []  # started by start_background, stopped b
 
 
 def start(settings: Settings, *, submit_flag: SubmitFlag | None = None) -> tuple[Runtime, App]:
-    """Migrate the database, refresh the case index from the files and build the app."""
+    """Prepare the data folder, migrate the database, settle what a crash left in the corpus, refresh the case
+    index from the files, return the inbox rows a dead process held, and build the app."""
     prepare_data(settings)  # first start: the data folder, and the example corpus in an empty corpus folder
     runtime = open_runtime(settings)
+    recover(runtime.corpus)
+    returned = inbox.release_dead(runtime.engine)
+    if returned:
+        log.warning("%d flag(s) held by a process that died go back to the inbox", returned)
     count, problems = _reindex(runtime)
     for problem in problems:
         log.warning("skipping an invalid case file: %s", problem)
@@ -76,6 +88,28 @@ def start_background(runtime: Runtime, app: App) -> Nightly:
     return nightly
 
 
+def catchup_trigger(runtime: Runtime, app: App, submit: SubmitFlag) -> Callable[[], None]:
+    """A function that catches up on flags made while the bot was not connected, in a background thread (one
+    at a time: a reconnect during a catch-up waits for it), handing each new inbox row to `submit`."""
+    settings = runtime.settings
+    identity = app.client.auth_test()
+    scope = CatchupScope(channel=settings.channel or "", flag_emoji=frozenset(settings.flag_emoji),
+                         bot_user_id=identity.get("user_id"), bot_id=identity.get("bot_id"),
+                         hours=settings.catchup_hours, max_messages=settings.catchup_max_messages)
+    running = threading.Lock()
+
+    def run_once(now: float) -> None:
+        with running:
+            try:
+                for key in catch_up(app.client, engine=runtime.engine, corpus=runtime.corpus, scope=scope, now=now).keys:
+                    submit(key)
+            except Exception:  # noqa: BLE001 - the checkpoint stays where it was: the next connect reads it again
+                log.exception("catching up on flags made while disconnected failed")
+
+    # Up to the moment of the (re)connection: what comes after it arrives as events.
+    return lambda: threading.Thread(target=run_once, args=(time.time(),), name="evalbot-catchup", daemon=True).start()
+
+
 def stop_background(nightly: Nightly) -> None:
     """Stop the scheduler; a run in progress is marked failed (interrupted) and its lock released."""
     nightly.shutdown()
@@ -90,14 +124,20 @@ def run(settings: Settings, *, http: bool, port: int) -> None:
     (/healthz, /readyz, /metrics) next to a Socket Mode connection."""
     setup_logging(fmt=settings.log_format)
     worker = CaptureWorker()
-    runtime, app = start(settings, submit_flag=worker)
-    worker.start()
+    runtime, app = start(settings, submit_flag=worker)  # Slack sign-in checked here, before the worker starts
+    worker.start(settings.database_url)
     nightly = start_background(runtime, app)
+    catch_up_now = catchup_trigger(runtime, app, worker)
+    if http:
+        catch_up_now()  # over HTTP there is no connection to say hello: once at start
     handler = None
     try:
         if not http:
             assert settings.slack_app_token is not None
             handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            # Slack says hello on every (re)connection: each one catches up on what was flagged meanwhile.
+            handler.client.message_listeners.append(
+                lambda _client, message, _raw: catch_up_now() if message.get("type") == "hello" else None)
             signing_in(settings, "SLACK_APP_TOKEN", handler.connect)
             log.info("connected to Slack over Socket Mode; taking flags in %s", settings.channel)
         asgi = EvalbotAsgi(app, readiness=lambda: readiness(runtime), path="/slack/events" if http else None)

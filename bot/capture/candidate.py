@@ -148,9 +148,7 @@ def capture(flag: FlagRequest, *, source: ThreadSource, corpus: Corpus, engine: 
             tx.write(case)
     if raced is not None:
         return _add_flagger(raced, flag, author=author, corpus=corpus, engine=engine, thread_ts=thread_ts)
-    with session_scope(engine) as session:
-        _record_flag(session, case_id=case.id, flag=flag)
-        caseindex.upsert(session, case)
+    _record(engine, case=case, flag=flag)
     log.info("captured %s (%d turns, %s) flagged by %s", case.id, len(turns), kind, flag.user_id,
              extra={"event": "capture", "case_id": case.id, "turns": len(turns), "trigger": flag.trigger})
     return CaptureResult(case=case, created=True, new_flagger=True, thread_ts=thread_ts,
@@ -229,13 +227,20 @@ def _add_flagger(case: Case, flag: FlagRequest, *, author: Author, corpus: Corpu
                 tx.write(case)
             else:
                 case, new = fresh, False
-    with session_scope(engine) as session:
-        _record_flag(session, case_id=case.id, flag=flag)
-        if new:
-            caseindex.upsert(session, case)
+    # Always indexed: a retry after a crash between the commit and this write still indexes the case.
+    _record(engine, case=case, flag=flag)
     # The reply is re-rendered for a new flagger, so it keeps naming the near-duplicates.
     dupes = near_duplicates(case, corpus) if new else []
     return CaptureResult(case=case, created=False, new_flagger=new, thread_ts=thread_ts, near_duplicates=dupes)
+
+
+def _record(engine: Engine, *, case: Case, flag: FlagRequest) -> None:
+    """The flag row and the index row, each in its own short transaction: on SQLite a transaction holds the one
+    writer lock from its first write to its commit, and the flag inbox's ack path waits for that lock."""
+    with session_scope(engine) as session:
+        _record_flag(session, case_id=case.id, flag=flag)
+    with session_scope(engine) as session:
+        caseindex.upsert(session, case)
 
 
 def _record_flag(session: Session, *, case_id: str, flag: FlagRequest) -> None:

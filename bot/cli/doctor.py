@@ -131,12 +131,39 @@ def _check_anthropic(settings: Settings) -> str:
     return "Anthropic: API key accepted"
 
 
+def _check_inbox(settings: Settings) -> str:
+    """Flags waiting in the inbox, and the ones parked as failed (each named: they need someone to look)."""
+    from sqlalchemy import create_engine, inspect
+
+    from bot.capture import inbox
+
+    path = _sqlite_path(settings.database_url)
+    if path is not None and not path.exists():
+        return "skip: no database yet"
+    engine = create_engine(settings.database_url)
+    try:
+        if not inspect(engine).has_table("pending_flags"):
+            return "skip: the database has no flag inbox yet (created at start)"
+        waiting, failed = inbox.pending_count(engine), inbox.parked(engine, limit=10)
+    except Exception as exc:  # noqa: BLE001 - the database check above already says why it cannot be read
+        return f"skip: cannot read the flag inbox ({exc.__class__.__name__})"
+    finally:
+        engine.dispose()
+    if failed:
+        listed = "; ".join(f"{row.trigger} by {row.user_id} on {row.channel}/{row.ts} "
+                           f"({row.updated_at:%Y-%m-%d %H:%M} UTC): {row.error}" for row in failed)
+        raise EvalbotError(f"{len(failed)} flag(s) failed every attempt and were parked: {listed} "
+                           "(flag the message again once the cause is fixed)")
+    return f"flag inbox: {waiting} waiting, none failed"
+
+
 CHECKS: list[tuple[str, Check]] = [
     ("git", _check_git),
     ("corpus", _check_corpus),
     ("database", _check_database),
     ("slack", _check_slack),
     ("anthropic", _check_anthropic),
+    ("inbox", _check_inbox),
 ]
 
 SERVE_NEEDS = {"git", "corpus", "database", "slack"}  # a failure here stops `serve` at start (Anthropic does not)

@@ -44,6 +44,8 @@ EXPECTED = {
     "EVALBOT_SLASH_COMMAND": "a slash command name starting with /, such as /eval",
     "EVALBOT_REDACT_CONTACTS": "true or false (redact emails and phone numbers)",
     "EVALBOT_LOG_FORMAT": "text or json",
+    "EVALBOT_CATCHUP_HOURS": "a number of hours, 0 or more (how far back flags are caught up on connect)",
+    "EVALBOT_CATCHUP_MAX_MESSAGES": "a whole number, 0 or more (messages read at most when catching up)",
 }
 
 
@@ -70,6 +72,10 @@ class Settings(BaseSettings):
     slash_command: str = Field("/eval", validation_alias="EVALBOT_SLASH_COMMAND")
     redact_contacts: bool = Field(True, validation_alias="EVALBOT_REDACT_CONTACTS")
     log_format: str = Field("text", validation_alias="EVALBOT_LOG_FORMAT")
+    # Catch-up on connect (flags made while the bot was not connected): how far back, and how many messages at most.
+    catchup_hours: float = Field(48, ge=0, validation_alias="EVALBOT_CATCHUP_HOURS")
+    catchup_max_messages: int = Field(1000, ge=0, validation_alias="EVALBOT_CATCHUP_MAX_MESSAGES")
+
     # The image's writable state (EVALBOT_DATA_DIR=/data there): the default corpus and SQLite database live in it.
     data_dir: Path | None = Field(None, validation_alias="EVALBOT_DATA_DIR")
     example_corpus: Path | None = Field(None, validation_alias="EVALBOT_EXAMPLE_CORPUS")

@@ -5,6 +5,6 @@ check_prefix), `files` (Corpus: atomic writes, one commit per change of exactly 
 writers lock, case_digest), `gitrepo` (GitRepo, Author, identity_env: commits and rebases that need no git
 identity from the machine), `index` (the case_index rows: listing), `refresh` (the index follows git: only what
 changed is parsed again), `bulk` (many files parsed in worker processes), `similarity` (near_duplicates),
-`seed` (prepare_data: the data folder and the example corpus on first start) and `scan` (secrets in the files
-and their git history: scan_corpus, Finding).
+`seed` (prepare_data: the data folder and the example corpus on first start), `scan` (secrets in the files
+and their git history: scan_corpus, Finding) and `recovery` (recover: settle the folder after a crash, at start).
 """

@@ -14,7 +14,7 @@ from bot.core.redaction_slack import redacting_middleware
 from bot.runtime import Runtime
 from bot.slack.client import make_web_client, sign_in
 from bot.slack.deps import SubmitFlag, build_deps
-from bot.slack.flows.flagging import handle_flag
+from bot.slack.flows.flagging import capture_now
 from bot.slack.listeners import actions, commands, events, followup_commands, home, run_commands, shortcuts, views
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,8 @@ LISTENER_WORKERS = 32
 def create_app(runtime: Runtime, *, submit_flag: SubmitFlag | None = None) -> App:
     """A Bolt App wired to the runtime; verifies the bot token with auth.test once.
 
-    Flags are captured by `submit_flag` (serve hands them to a worker process); without it, on the listener's
-    own thread.
+    Flags, once in the inbox, are captured by `submit_flag` (serve hands them to a worker process); without it,
+    on the listener's own thread.
     """
     settings = runtime.settings
     client = make_web_client(settings)
@@ -43,9 +43,7 @@ def create_app(runtime: Runtime, *, submit_flag: SubmitFlag | None = None) -> Ap
     )
     app.use(redacting_middleware)  # every request's client, say, respond and ack redact what they send
     deps = build_deps(runtime, client, identity.data)
-    deps.submit_flag = submit_flag or (
-        lambda flag, response_url: metrics.CAPTURES.labels(handle_flag(deps, client, flag, response_url=response_url)).inc()
-    )
+    deps.submit_flag = submit_flag or (lambda key: capture_now(deps, client, key))
     for module in (events, shortcuts, actions, views, home):
         module.register(app, deps)
     commands.register(app, deps, extra=[*run_commands.subcommands(client, runtime), *followup_commands.subcommands(runtime)])

@@ -8,13 +8,14 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.capture.candidate import CaptureOptions, FlagRequest
+from bot.capture.candidate import CaptureOptions
 from bot.capture.drafting import make_drafter
 from bot.runtime import Runtime
 from bot.slack.source import SlackThreadSource
 
-# Hands a flag over to be captured: (flag, response_url). Inline in tests, a worker process under `serve`.
-SubmitFlag = Callable[[FlagRequest, "str | None"], None]
+# Hands a flag written to the inbox over to be captured, by its inbox key: inline on the listener's thread by
+# default (tests), a worker process under `serve`.
+SubmitFlag = Callable[[str], None]
 
 
 @dataclass

@@ -2,5 +2,5 @@
 
 `tables` (the SQLModel tables, get_engine, session_scope, advisory_lock, migrate), `claims` (claim, release,
 refresh, forget_claims: the JobClaim rows that make something happen once across processes), `dedupe`
-(first_delivery of a Slack event) and `migrations` (alembic revisions, applied at start).
+(forget_old: drop inbox rows past Slack's retry window) and `migrations` (alembic revisions, applied at start).
 """

@@ -1,7 +1,8 @@
-"""State in the database: flags, the case index, rejections, processed Slack events, eval runs and results.
+"""State in the database: the flag inbox, flags, the case index, rejections, eval runs and results.
 
 The corpus files are the truth for cases; `case_index` is a rebuildable index of them (`reindex`). Other
-tables hold what files do not: who flagged what, rejections, event ids already handled, runs and job claims.
+tables hold what files do not: the inbox of flags not yet captured (and event ids already
+handled), who flagged what, rejections, runs and job claims.
 Works on SQLite (default) and PostgreSQL; the schema is created by alembic migrations (`migrate`).
 """
 
@@ -14,19 +15,49 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint, event, text
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 from bot.core.clock import utcnow
 
 
-class ProcessedEvent(SQLModel, table=True):
-    """A Slack event id already handled, so redeliveries are ignored."""
+class PendingFlag(SQLModel, table=True):
+    """The durable inbox: one flag written before Slack's envelope is acked, until it is captured and answered.
 
-    __tablename__ = "processed_events"
-    event_id: str = Field(primary_key=True, max_length=100)
-    received_at: datetime = Field(default_factory=utcnow)
+    `key` is the Slack event id (a redelivery is the same row), `view:<id>` for the shortcut's note form, or
+    `catchup:<channel>:<ts>:<user>` for a flag found by catch-up. A capture worker takes a row under a lease
+    (`leased_by`, `lease_until`); `done` after the commit and the thread reply, `failed` (with `error`) after
+    its retries. Done rows are kept for Slack's retry window, so redeliveries are still recognised.
+    """
+
+    __tablename__ = "pending_flags"
+    __table_args__ = (Index("ix_pending_flags_channel_ts", "channel", "ts"),)
+    key: str = Field(primary_key=True, max_length=200)
+    channel: str = Field(max_length=32)
+    ts: str = Field(max_length=32)
+    thread_ts: str | None = Field(default=None, max_length=32)
+    user_id: str = Field(max_length=32)
+    trigger: str = Field(max_length=16)
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    status: str = Field(default="pending", index=True, max_length=16)  # pending | leased | done | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    leased_by: str | None = Field(default=None, max_length=128)
+    lease_until: datetime | None = None
+    case_id: str | None = Field(default=None, max_length=32)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CatchupCheckpoint(SQLModel, table=True):
+    """Up to where a channel's history has been read for flags made while the bot was not connected."""
+
+    __tablename__ = "catchup_checkpoints"
+    channel: str = Field(primary_key=True, max_length=32)
+    ts: str = Field(max_length=32)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Flag(SQLModel, table=True):
@@ -230,7 +261,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers work while a writer commits; busy_timeout makes concurrent writers wait, not fail.
     # synchronous=NORMAL is WAL's recommended setting: no corruption on a crash, commits without an fsync each.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Setting journal_mode waits for the write lock even when it is WAL already: a new connection opened during
+    # a burst of writes would wait behind them (the flag inbox's ack path opens some), so it is asked first.
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -705,6 +705,21 @@ class FakeSlack:
             self._changed.notify_all()
             return str(stored["ts"])
 
+    # -- reactions by people (catch-up reads them from conversations.history / conversations.replies)
+
+    def add_reaction(self, channel: str, ts: str, name: str, user: str) -> None:
+        """``user`` reacts to a message with ``name``, as Slack records it on the message (no event is sent:
+        send one with ``send_event`` when the bot is meant to be connected)."""
+        with self._lock:
+            message = self._workspace.message(self._workspace.channel(channel, member=False), ts)
+            reaction = next((r for r in message.setdefault("reactions", []) if r["name"] == name), None)
+            if reaction is None:
+                message["reactions"].append({"name": name, "users": [user], "count": 1})
+            elif user not in reaction["users"]:
+                reaction["users"].append(user)
+                reaction["count"] += 1
+            self._changed.notify_all()
+
     def delete_message(self, channel: str, ts: str) -> None:
         """Delete a message (a parent with replies leaves a tombstone, as in Slack)."""
         with self._lock:

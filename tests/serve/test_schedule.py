@@ -177,14 +177,22 @@ def test_a_slot_that_comes_while_a_run_is_in_progress_is_skipped(db_url, corpus_
     assert claims(nightly.rt, JOB) == [slot_key(SLOT)]
 
 
-def test_housekeeping_drops_event_ids_past_slacks_retry_window(db_url, corpus_dir):
-    from bot.store.dedupe import KEEP, first_delivery
-    from bot.store.tables import ProcessedEvent
+def test_housekeeping_drops_captured_inbox_rows_past_slacks_retry_window(db_url, corpus_dir):
+    from bot.capture.candidate import FlagRequest
+    from bot.capture.inbox import enqueue
+    from bot.store.dedupe import KEEP
+    from bot.store.tables import PendingFlag
 
     rt = open_runtime()
-    assert first_delivery(rt.engine, "EvOld") and first_delivery(rt.engine, "EvNew")
+    flag = FlagRequest(channel="C1", user_id="U1", trigger="reaction", ts="1.000001")
+    for key in ("event:EvOld", "event:EvNew", "event:EvFailed"):
+        assert enqueue(rt.engine, key=key, flag=flag)
     with session_scope(rt.engine) as session:
-        session.get(ProcessedEvent, "EvOld").received_at -= KEEP + timedelta(hours=1)
+        for key, status in (("event:EvOld", "done"), ("event:EvNew", "done"), ("event:EvFailed", "failed")):
+            row = session.get(PendingFlag, key)
+            row.status = status
+            if key != "event:EvNew":
+                row.updated_at -= KEEP + timedelta(hours=1)
     Nightly(rt, publish=lambda outcome: None).housekeeping()
     with session_scope(rt.engine) as session:
-        assert [e.event_id for e in session.exec(select(ProcessedEvent))] == ["EvNew"]
+        assert sorted(e.key for e in session.exec(select(PendingFlag))) == ["event:EvFailed", "event:EvNew"]

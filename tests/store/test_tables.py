@@ -11,7 +11,7 @@ from bot.corpus import index as caseindex
 from bot.corpus.files import Corpus
 from bot.corpus.refresh import refresh
 from bot.store.migrations.runner import current, head
-from bot.store.tables import EvalRun, Flag, JobClaim, ProcessedEvent, TrialResult, get_engine, migrate, session_scope
+from bot.store.tables import EvalRun, Flag, JobClaim, PendingFlag, TrialResult, get_engine, migrate, session_scope
 
 
 def test_migrations_create_every_table_and_are_idempotent(db_url):
@@ -20,18 +20,19 @@ def test_migrations_create_every_table_and_are_idempotent(db_url):
     migrate(engine)
     assert current(engine) == head()
     tables = set(inspect(engine).get_table_names())
-    assert {"processed_events", "flags", "case_index", "rejections", "eval_runs", "case_results",
+    assert {"pending_flags", "catchup_checkpoints", "flags", "case_index", "rejections", "eval_runs", "case_results",
             "trial_results", "job_claims", "capture_replies", "alembic_version"} <= tables
 
 
-def test_processed_event_ids_are_unique(db_url):
+def test_inbox_keys_are_unique_and_processed_events_are_gone(db_url):
     engine = get_engine(db_url)
     migrate(engine)
+    assert "processed_events" not in inspect(engine).get_table_names()
     with session_scope(engine) as session:
-        session.add(ProcessedEvent(event_id="Ev1"))
+        session.add(PendingFlag(key="event:Ev1", channel="C1", ts="1.000001", user_id="U1", trigger="reaction"))
     with pytest.raises(IntegrityError):
         with session_scope(engine) as session:
-            session.add(ProcessedEvent(event_id="Ev1"))
+            session.add(PendingFlag(key="event:Ev1", channel="C1", ts="1.000001", user_id="U2", trigger="reaction"))
 
 
 def test_one_flag_per_case_and_user(db_url):

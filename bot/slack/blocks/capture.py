@@ -14,6 +14,7 @@ from bot.corpus.schema import Case
 from bot.corpus.similarity import NearDuplicate
 from bot.slack.blocks import kit
 from bot.slack.blocks.kit import escape
+from bot.store.tables import PendingFlag
 
 __all__ = ["escape"]
 
@@ -141,3 +142,12 @@ def flag_note_modal(*, channel: str, message_ts: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+def failed_flags(rows: Sequence[PendingFlag]) -> dict[str, Any]:
+    """`/eval status`: the flags that failed every attempt (newest first), each with a link and its error."""
+    lines = [f":x: *{len(rows)} flag(s) could not be captured* (flag the message again once fixed):"]
+    for row in rows:
+        error = (row.error or "unknown error")[:200]
+        lines.append(f"• {row.trigger} by <@{row.user_id}> on <#{row.channel}> `{row.ts}`: {escape(error)}")
+    return {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}}

@@ -1,44 +1,87 @@
-"""Event listeners: a flag reaction and an @evalbot mention in the standing channel."""
+"""Event listeners: a flag reaction and an @evalbot mention in the standing channel.
+
+A flag is written to the inbox (`bot.capture.inbox`) by a listener middleware, which Bolt runs before it acks
+the envelope: if that write fails, Slack is not acked and redelivers. The listener proper (after the ack) hands
+the row's key to the capture (`deps.submit_flag`). A redelivered event finds its row and is dropped.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
+from bot.capture import inbox
 from bot.capture.candidate import FlagRequest
+from bot.core.settings import Settings
 from bot.slack.deps import SlackDeps
 from bot.slack.flows.notify import tell_user
 from bot.slack.reader import mention_note
-from bot.store.dedupe import first_delivery
+
+INBOX_KEY = "evalbot_inbox_key"  # the context key under which the middleware leaves a newly written row's key
+
+
+def reaction_flag(event: dict[str, Any], settings: Settings) -> FlagRequest | None:
+    """The flag a reaction_added event makes, or None when it is not a flag reaction in the standing channel."""
+    item = event.get("item") or {}
+    if item.get("type") != "message" or item.get("channel") != settings.channel:
+        return None
+    if event.get("reaction", "").split("::", 1)[0] not in settings.flag_emoji:
+        return None
+    return FlagRequest(channel=item["channel"], user_id=event["user"], trigger="reaction", ts=item["ts"])
+
+
+def mention_flag(event: dict[str, Any], settings: Settings, *, bot_user_id: str | None = None) -> FlagRequest | None:
+    """The flag an app_mention makes, or None outside the standing channel; its note is the message's content
+    (blocks first), not its fallback text."""
+    if event.get("channel") != settings.channel:
+        return None
+    note = mention_note(event, bot_user_id=bot_user_id)
+    return FlagRequest(channel=event["channel"], user_id=event["user"], trigger="mention", ts=event["ts"],
+                       thread_ts=event.get("thread_ts"), note=note)
+
+
+def event_key(body: dict[str, Any], flag: FlagRequest) -> str:
+    """The inbox key of an event's flag: its event id (what Slack keeps across redeliveries)."""
+    event_id = body.get("event_id")
+    return f"event:{event_id}" if event_id else f"{flag.trigger}:{flag.channel}:{flag.ts}:{flag.user_id}"
+
+
+def inbox_middleware(deps: SlackDeps, flag_of: Callable[[dict[str, Any], Settings], FlagRequest | None]) -> Callable[..., None]:
+    """A listener middleware writing the event's flag to the inbox before the ack; it leaves the new row's key
+    in the context ("" for a redelivery, nothing for an event that is no flag)."""
+
+    def write_to_inbox(body: dict[str, Any], context: BoltContext, next: Callable[[], None]) -> None:  # noqa: A002
+        flag = flag_of(body.get("event") or {}, deps.runtime.settings)
+        if flag is not None:
+            key = event_key(body, flag)
+            # "" for a redelivery (already in the inbox): the listener still runs, so Bolt acks it.
+            context[INBOX_KEY] = key if inbox.enqueue(deps.runtime.engine, key=key, flag=flag) else ""
+        next()
+
+    return write_to_inbox
 
 
 def register(app: App, deps: SlackDeps) -> None:
     """Attach the event listeners."""
     settings = deps.runtime.settings
 
-    @app.event("reaction_added")
-    def on_reaction(event: dict[str, Any], body: dict[str, Any]) -> None:
-        item = event.get("item") or {}
-        if item.get("type") != "message" or item.get("channel") != settings.channel:
-            return
-        if event.get("reaction", "").split("::", 1)[0] not in settings.flag_emoji:
-            return
-        if not first_delivery(deps.runtime.engine, body.get("event_id")):
-            return
-        deps.submit_flag(FlagRequest(channel=item["channel"], user_id=event["user"], trigger="reaction", ts=item["ts"]), None)
+    def on_reaction(context: BoltContext) -> None:
+        if context.get(INBOX_KEY) and deps.submit_flag is not None:
+            deps.submit_flag(context[INBOX_KEY])
 
-    @app.event("app_mention")
-    def on_mention(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
-        if not first_delivery(deps.runtime.engine, body.get("event_id")):
+    def on_mention(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+        if INBOX_KEY in context:
+            if context[INBOX_KEY] and deps.submit_flag is not None:
+                deps.submit_flag(context[INBOX_KEY])
             return
-        channel = event["channel"]
-        if channel != settings.channel:
-            tell_user(client, user=event["user"], channel=channel, thread_ts=event.get("thread_ts"),
-                      text=f"I only take flags in <#{settings.channel}>: mention me in a thread there.")
-            return
-        note = mention_note(event, bot_user_id=deps.source.bot_user_id)  # from the content, not the fallback text
-        flag = FlagRequest(channel=channel, user_id=event["user"], trigger="mention", ts=event["ts"],
-                           thread_ts=event.get("thread_ts"), note=note)
-        deps.submit_flag(flag, None)
+        tell_user(client, user=event["user"], channel=event["channel"], thread_ts=event.get("thread_ts"),
+                  text=f"I only take flags in <#{settings.channel}>: mention me in a thread there.")
+
+    app.event("reaction_added", middleware=[inbox_middleware(deps, reaction_flag)])(on_reaction)
+    def flag_of_mention(event: dict[str, Any], settings: Settings) -> FlagRequest | None:
+        return mention_flag(event, settings, bot_user_id=deps.source.bot_user_id)
+
+    app.event("app_mention", middleware=[inbox_middleware(deps, flag_of_mention)])(on_mention)

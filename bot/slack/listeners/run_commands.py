@@ -4,7 +4,7 @@ Wire them with `commands.register(app, deps, extra=run_commands.subcommands(app.
 Each is an adapter: `run` takes the run lock and starts the run in the background (bot/evals/runs.py), answers at once
 with "Running N cases…" and posts the digest to EVALBOT_CHANNEL when the run ends; while a run is in progress
 it raises RunInProgressError, which the dispatcher turns into an ephemeral ":warning:" answer. `status` shows
-the last run, the run in progress and the next nightly slot.
+the last run, the run in progress and the next nightly slot, and the flags parked as failed.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.capture import inbox
 from bot.core.errors import UsageError
 from bot.evals import runs
 from bot.evals.compare import RunSummary, compare_runs
 from bot.runtime import Runtime
 from bot.schedule import next_nightly
+from bot.slack.blocks import capture as capture_blocks
 from bot.slack.blocks import digest as db
 from bot.slack.flows.digest_post import publish
 from bot.slack.listeners.commands import Invocation, Reply, Subcommand
@@ -67,6 +69,10 @@ def status(inv: Invocation, *, runtime: Runtime, client: WebClient) -> Reply:
         running=running, running_by=running_by, next_run=next_nightly(settings),
         schedule=f"{settings.nightly} {settings.timezone}",
     )
+    parked = inbox.parked(runtime.engine, limit=5)
+    if parked:
+        failed = capture_blocks.failed_flags(parked)
+        return Reply(f"{message.text}\n{failed['text']['text']}", [*message.blocks, failed])
     return Reply(message.text, message.blocks)
 
 

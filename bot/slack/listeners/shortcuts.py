@@ -1,4 +1,5 @@
-"""The message shortcut `evalbot_flag`: a modal for an optional note, then capture (after the ack)."""
+"""The message shortcut `evalbot_flag`: a modal for an optional note; its submission is written to the flag
+inbox before it is acked, and captured after the ack."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.capture import inbox
 from bot.capture.candidate import FlagRequest
 from bot.slack.blocks import capture as blocks
 from bot.slack.deps import SlackDeps
@@ -31,15 +33,23 @@ def register(app: App, deps: SlackDeps) -> None:
         client.views_open(trigger_id=shortcut["trigger_id"],
                           view=blocks.flag_note_modal(channel=channel, message_ts=shortcut["message_ts"]))
 
-    def ack_note(ack: Ack) -> None:
+    def enqueue_note(ack: Ack, body: dict[str, Any]) -> None:
+        flag, key = note_flag(body)
+        # Written before the ack: once the form closes, the flag is in the database. Bolt answers Slack as soon
+        # as ack() is called; the hand-over after it (a nudge to the worker under `serve`) does not delay that.
+        new = inbox.enqueue(deps.runtime.engine, key=key, flag=flag)
         ack()
+        if new and deps.submit_flag is not None:
+            deps.submit_flag(key)
 
-    def capture_with_note(body: dict[str, Any]) -> None:
-        view = body["view"]
-        channel, _, message_ts = view["private_metadata"].partition("|")
-        note = (((view.get("state") or {}).get("values") or {}).get("note") or {}).get("note", {}).get("value")
-        flag = FlagRequest(channel=channel, user_id=body["user"]["id"], trigger="shortcut", ts=message_ts,
-                           note=(note or "").strip() or None)
-        deps.submit_flag(flag, None)
+    app.view(blocks.FLAG_NOTE_VIEW)(enqueue_note)
 
-    app.view(blocks.FLAG_NOTE_VIEW)(ack=ack_note, lazy=[capture_with_note])
+
+def note_flag(body: dict[str, Any]) -> tuple[FlagRequest, str]:
+    """The flag a submitted note form makes, and its inbox key (the view id: one row per submission)."""
+    view = body["view"]
+    channel, _, message_ts = view["private_metadata"].partition("|")
+    note = (((view.get("state") or {}).get("values") or {}).get("note") or {}).get("note", {}).get("value")
+    flag = FlagRequest(channel=channel, user_id=body["user"]["id"], trigger="shortcut", ts=message_ts,
+                       note=(note or "").strip() or None)
+    return flag, f"view:{view.get('id') or f'{channel}:{message_ts}:{flag.user_id}'}"

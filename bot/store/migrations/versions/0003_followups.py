@@ -1,7 +1,7 @@
 """follow-ups to flaggers: the outbox and the mutes
 
 Revision ID: 0003
-Revises: 0001 (re-chained after 0002 when merged)
+Revises: 0002 (re-chained after 0002 when merged)
 Create Date: 2026-12-03 18:50:00
 """
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
