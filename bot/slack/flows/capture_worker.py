@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 WORKER_THREADS = 32
 POLL_SECONDS = 0.5  # how often the worker looks for due rows (retries, rows of other workers) without a nudge
 RESTART_PAUSE = 1.0  # between a worker's death and its successor, so a worker that cannot start does not spin
+RESTART_MAX_PAUSE = 60.0  # doubling up to this while workers die young
 _STOP = None
 _PR_SET_PDEATHSIG = 1
 
@@ -138,18 +139,21 @@ class CaptureWorker:
         # started a process, and this thread lives as long as the worker should.
         self._process = self._spawn()
         self._started.set()
+        started, pause = time.monotonic(), RESTART_PAUSE / 2
         while not self._stopping.is_set():
             self._process.join(timeout=0.2)
             if self._process.is_alive() or self._stopping.is_set():
                 continue
             dead = self._process
             returned = self._release(dead)
+            # A worker that cannot even start (Slack refusing its sign-in) is retried ever more slowly.
+            pause = RESTART_PAUSE if time.monotonic() - started > RESTART_MAX_PAUSE else min(pause * 2, RESTART_MAX_PAUSE)
             log.error("the capture worker stopped (exit code %s); %d flag(s) it held go back to the inbox; "
-                      "starting a new one", dead.exitcode, returned)
-            time.sleep(RESTART_PAUSE)
+                      "starting a new one in %.0f s", dead.exitcode, returned, pause)
+            self._stopping.wait(pause)
             if not self._stopping.is_set():
                 self.restarts += 1
-                self._process = self._spawn()
+                self._process, started = self._spawn(), time.monotonic()
                 self._nudges.put("restarted")
 
     def _release(self, process: mp.process.BaseProcess) -> int:
