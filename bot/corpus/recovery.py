@@ -4,7 +4,8 @@ A process killed mid-change can leave stray temp files of an atomic write, a sta
 every later `git add` fail), and case files written but not yet committed. Under the corpus locks (the writers'
 and git's, and the replicas' shared lock), `recover` removes the temp files, clears the index lock when no git
 process works in this repository, commits every valid case file that differs from HEAD (the flag that wrote it
-is still in the inbox and is answered when it is captured again) and restores the ones that are not valid.
+is still in the inbox and is answered when it is captured again) and restores the ones that are not valid (one
+that was never committed is moved to `.git/evalbot/lost+found/`, never deleted).
 """
 
 from __future__ import annotations
@@ -70,13 +71,17 @@ def _commit(repo: GitRepo, paths: list[Path]) -> None:
 
 
 def _restore(repo: GitRepo, paths: list[Path]) -> None:
-    """Put invalid files back as HEAD has them; one HEAD does not have is left for `corpus validate` to name."""
+    """Put invalid files back as HEAD has them. One that HEAD does not have is moved, not deleted, into
+    `.git/evalbot/lost+found/` (out of the work tree, so the folder is clean, and nothing is lost)."""
     for path in paths:
         rel = repo.relative(path)
         if repo.succeeds("cat-file", "-e", f"HEAD:{rel}"):
             repo.run("checkout", "HEAD", "--", rel)
-        else:
-            log.warning("corpus recovery: %s is not valid and was never committed: left as it is", rel)
+            continue
+        kept = repo.git_dir / "evalbot" / "lost+found" / f"{time.strftime('%Y%m%dT%H%M%S')}-{rel.replace('/', '_')}"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(kept)
+        log.warning("corpus recovery: %s was not a valid case and was never committed: moved to %s", rel, kept)
 
 
 def _remove_temp_files(root: Path) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 from bot.corpus import recovery
 from bot.corpus.casefile import dump_case
@@ -35,6 +36,8 @@ def test_a_crashed_corpus_is_committed_clean(corpus_dir):
     assert [p.name for p in done.committed] == ["zz000001.yaml"] and [p.name for p in done.restored] == ["zz000002.yaml"]
     assert status(corpus) == ""
     assert corpus.find("zz000001") == kept and corpus.find("zz000002") is None
+    [moved] = (corpus.repo.git_dir / "evalbot" / "lost+found").iterdir()  # set aside, not deleted
+    assert moved.name.endswith("candidates_zz000002.yaml") and moved.read_text() == "id: [not a case"
     assert "left uncommitted by a crash" in corpus.repo.run("log", "-1", "--format=%B")
     assert corpus.repo.run("log", "-1", "--format=%an").strip() == SYSTEM.git_identity[0]
 
@@ -66,6 +69,9 @@ def test_an_index_lock_held_by_a_running_git_is_kept(corpus_dir, monkeypatch):
     busy = subprocess.Popen(["git", "hash-object", "--stdin"], cwd=corpus.repo.top, stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL)
     try:
+        deadline = time.monotonic() + 10  # the child shows as `git` once it has exec'd
+        while recovery.git_processes_in(corpus.repo.top) != [busy.pid] and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert recovery.git_processes_in(corpus.repo.top) == [busy.pid]
         assert not recovery._clear_stale_index_lock(corpus.repo)
         assert lock.exists()

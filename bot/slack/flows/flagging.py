@@ -95,10 +95,11 @@ def _ensure_reply(deps: SlackDeps, client: WebClient, result: CaptureResult) -> 
     """Adopt the bot's reply already in the thread for this case (posted just before a crash), else post it."""
     case = result.case
     for message in deps.source.thread(case.source.channel or "", result.thread_ts):
-        own = (deps.source.bot_id and message.get("bot_id") == deps.source.bot_id) or (
-            deps.source.bot_user_id and message.get("user") == deps.source.bot_user_id)
-        if own and (message.get("text") or "").startswith(f"Captured case {case.id}"):
-            remember_reply(deps.runtime.engine, case_id=case.id, channel=case.source.channel or "", message_ts=message["ts"])
+        own = (deps.source.bot_id and message.bot_id == deps.source.bot_id) or (
+            deps.source.bot_user_id and message.user == deps.source.bot_user_id)
+        # The reader gives the reply's content (its blocks), which names the case by id.
+        if own and case.id in message.text:
+            remember_reply(deps.runtime.engine, case_id=case.id, channel=case.source.channel or "", message_ts=message.ts)
             if result.new_flagger:
                 _refresh_reply(deps, client, result)
             return
