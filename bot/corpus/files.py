@@ -78,6 +78,7 @@ class _Pending:
     done: bool = False
     error: BaseException | None = None
     failure: _Failure | None = None
+    commit: str | None = None  # the commit holding this change, when it is the only change in it
 
 
 @dataclass
@@ -319,8 +320,10 @@ class Corpus:
         Read, check and write inside the block: it holds the writers' lock, so what is read there is what the
         change applies to (a compare-and-set). On one host, changes that arrive while another commit is
         running are committed together (group commit): one commit per run of consecutive changes by the same
-        author, its message listing each (`tx.message` replaces `message` when set inside the block). `wait` (or an `after_commit` hook) keeps the lock until the commit
-        exists and the hooks ran, so the next writer sees the outcome in git too. With EVALBOT_GIT_PUSH, each
+        author, its message listing each (`tx.message` replaces `message` when set inside the block). `wait`
+        (or an `after_commit` hook) keeps the lock until the commit exists and the hooks ran, so the next
+        writer sees the outcome in git too; if a hook fails, the commit is taken back (when it holds this
+        change alone) and the files undone. With EVALBOT_GIT_PUSH, each
         change first pulls the remote, and commits and pushes before the shared (cross-replica) lock is
         released, so replicas with their own clones see each other's cases.
         """
@@ -342,12 +345,31 @@ class Corpus:
                 queue.pending.append(entry)
             if self.push_remote or wait or tx.hooks:
                 self._committed(queue, entry, locked=True)
+                try:
+                    for hook in tx.hooks:
+                        hook()
+                except BaseException:
+                    self._take_back(entry)
+                    raise
                 if self.push_remote:
                     self.push()
-                for hook in tx.hooks:
-                    hook()
                 return
         self._committed(queue, entry, locked=False)
+
+    def _take_back(self, entry: _Pending) -> None:
+        """After-commit work failed (e.g. the database): take the commit back and undo the files, when the commit
+        holds this change alone and is still HEAD (we hold the lock; nothing is pushed yet). Else it stays, logged."""
+        try:
+            with self.lock("git"):
+                taken = entry.commit is not None and self.repo.uncommit(entry.commit, entry.change.touched)
+        except CorpusError:
+            log.exception("could not take back commit %s after a failure", entry.commit)
+            return
+        if taken:
+            entry.change.undo()
+        else:
+            log.error("a change was committed (%s) but what follows the commit failed; the commit stays "
+                      "(`evalbot corpus reindex` brings the index back in step)", entry.commit or "in a group commit")
 
     def _committed(self, queue: _CommitQueue, entry: _Pending, *, locked: bool) -> None:
         self._flush(queue, entry)
@@ -374,8 +396,10 @@ class Corpus:
                     try:
                         if failed is not None:  # later changes may build on the failed ones: they fail too
                             raise failed.entries[0].error or CorpusError("an earlier commit failed")
-                        self.repo.commit_files(files, message=_group_message(group), author=group[0].author,
-                                               allow_empty=any(e.change.record for e in group))
+                        sha = self.repo.commit_files(files, message=_group_message(group), author=group[0].author,
+                                                     allow_empty=any(e.change.record for e in group))
+                        if len(group) == 1:
+                            group[0].commit = sha
                     except BaseException as exc:  # noqa: BLE001 - every writer in the group gets the failure
                         failed = failed or _Failure(entries=[])
                         failed.entries.extend(group)

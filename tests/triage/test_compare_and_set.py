@@ -7,7 +7,8 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlmodel import select
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
 
 from bot.core import clock
 from bot.core.errors import CaseStateError, CorpusError
@@ -95,15 +96,23 @@ def test_each_decision_is_one_commit_of_its_own_paths(corpus, engine, operation)
     assert rejections == ([(STOVES, "U0ANA0001")] if operation is reject else [])
 
 
+def _git_fails(*args, **kwargs):
+    raise CorpusError("git commit-tree failed: disk full")
+
+
+def _database_fails(*args, **kwargs):
+    raise OperationalError("COMMIT", {}, Exception("disk full"))
+
+
+@pytest.mark.parametrize("broken", ["git", "database"])
 @pytest.mark.parametrize("operation", [promote, reject, edit])
-def test_a_failed_commit_leaves_files_git_and_database_as_they_were(corpus, engine, operation, monkeypatch):
+def test_a_failure_leaves_files_git_and_database_as_they_were(corpus, engine, operation, broken, monkeypatch):
     files, git, rows = snapshot(corpus.root), git_state(corpus.root), db_rows(engine)
-
-    def refuse(*args, **kwargs):
-        raise CorpusError("git commit-tree failed: disk full")
-
-    monkeypatch.setattr(GitRepo, "commit_files", refuse)
-    with pytest.raises(CorpusError, match="disk full"):
+    with monkeypatch.context() as patched, pytest.raises((CorpusError, OperationalError), match="disk full"):
+        if broken == "git":
+            patched.setattr(GitRepo, "commit_files", _git_fails)
+        else:  # the commit exists when the database write fails: it is taken back
+            patched.setattr(Session, "commit", _database_fails)
         operation(corpus, engine)
     assert snapshot(corpus.root) == files
     assert git_state(corpus.root) == git or git == ("", "")  # a loose folder: `git init` is all that happened
