@@ -169,3 +169,23 @@ def test_an_edit_of_a_changed_case_is_refused_naming_who_changed_it(loose, engin
     assert git_state(corpus.root)[0] == head and corpus.get(STOVES).title == "Ana's title"
     edit(corpus, engine, BEN, digest=case_digest(corpus.get(STOVES)), title="Ben's title")  # the current version
     assert corpus.get(STOVES).title == "Ben's title"
+
+
+def test_the_cli_in_a_folder_git_never_saw(tmp_path, db_url, monkeypatch):
+    """The reported case: the example corpus copied outside any repository, then `corpus promote --use-suggested`."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from bot.core.settings import get_settings
+
+    monkeypatch.setenv("EVALBOT_CORPUS_DIR", str(loose_corpus(tmp_path / "loose")))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    promoted = runner.invoke(app, ["corpus", "promote", "qa31", "--use-suggested", "--as", "U0ANA0001"])
+    assert promoted.exit_code == 0, promoted.output
+    assert (tmp_path / "loose" / "cases" / f"{STOVES}.yaml").exists()
+    assert not (tmp_path / "loose" / "candidates" / f"{STOVES}.yaml").exists()
+    for args in (["reject", STOVES, "dup"], ["promote", STOVES, "--use-suggested"]):
+        again = runner.invoke(app, ["corpus", *args, "--as", "U0BEN0001"])
+        assert again.exit_code == 1 and "promoted by <@U0ANA0001> " in again.output, again.output
+    assert git_state(tmp_path / "loose")[1].count("??") == len(snapshot(tmp_path / "loose")) - 1  # the rest untracked
