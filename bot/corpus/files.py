@@ -39,13 +39,13 @@ def _thread_lock(root: Path, name: str) -> threading.RLock:
         return _THREAD_LOCKS.setdefault((root, name), threading.RLock())
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so a crash leaves either the old or the new file, never a torn one."""
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write `text` (UTF-8) or bytes to `path` so a crash leaves either the old or the new file, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -115,17 +115,26 @@ def _group_message(group: list[_Pending]) -> str:
 
 
 def _read(path: Path) -> str | None:
+    """The file's text exactly as stored (no newline translation), or None when it is absent or not UTF-8."""
+    data = _bytes(path)
     try:
-        return path.read_text(encoding="utf-8")
+        return None if data is None else data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
     except FileNotFoundError:
         return None
 
 
-def _put(path: Path, text: str | None) -> None:
-    if text is None:
+def _put(path: Path, data: bytes | None) -> None:
+    if data is None:
         path.unlink(missing_ok=True)
     else:
-        atomic_write(path, text)
+        atomic_write(path, data)
 
 
 @dataclass
@@ -138,7 +147,7 @@ class CorpusChange:
 
     corpus: Corpus
     touched: list[Path] = field(default_factory=list)
-    before: dict[Path, str | None] = field(default_factory=dict)
+    before: dict[Path, bytes | None] = field(default_factory=dict)  # byte for byte, whatever the file held
     after: dict[Path, str | None] = field(default_factory=dict)
     hooks: list[Callable[[], None]] = field(default_factory=list)
     message: str | None = None  # the commit message, when only known inside the change
@@ -146,7 +155,7 @@ class CorpusChange:
 
     def _touch(self, path: Path) -> None:
         if path not in self.before:
-            self.before[path] = _read(path)
+            self.before[path] = _bytes(path)
         if path not in self.touched:
             self.touched.append(path)
 
@@ -184,7 +193,8 @@ class CorpusChange:
     def undo(self) -> None:
         """Put every touched file back as it was, unless a later change has rewritten it since."""
         for path in reversed(self.touched):
-            if path in self.after and _read(path) != self.after[path]:
+            left = self.after.get(path)
+            if path in self.after and _bytes(path) != (None if left is None else left.encode("utf-8")):
                 log.warning("not restoring %s: it changed again after this change", path)
                 continue
             _put(path, self.before[path])

@@ -61,9 +61,10 @@ def identity_env(author: Author | None = None, *, when: datetime | None = None) 
 
 
 def _read(path: Path) -> str | None:
+    """The file's text exactly as stored (no newline translation), or None when absent, a folder or not UTF-8."""
     try:
-        return path.read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError):
+        return path.read_bytes().decode("utf-8")
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
         return None
 
 
