@@ -152,7 +152,7 @@ def promote(
         raw.append({"regex": regex})
     expect = triage.parse_expectations(raw)
     if use_suggested:
-        expect += rt.corpus.get(case_id).suggested_expect
+        expect += triage.promotable(rt.corpus, triage.locate(rt.corpus, case_id)).suggested_expect
     if not expect:
         raise InvalidCaseError("give at least one of --rubric, --contains, --not-contains, --regex or --use-suggested")
     with session_scope(rt.engine) as session:
@@ -207,7 +207,7 @@ def edit(
     tags = [] if no_tags else tag
     if title is None and tags is None and expect is None:
         raise InvalidCaseError("say what to change: --title, --tag/--no-tags, or expectations (--rubric, --contains, …)")
-    before = rt.corpus.get(case_id)
+    before = triage.editable(rt.corpus, triage.locate(rt.corpus, case_id))
     with session_scope(rt.engine) as session:
         case = triage.edit(corpus=rt.corpus, session=session, ref=case_id, actor=cli_author(as_user),
                            title=title, tags=tags, expect=expect)

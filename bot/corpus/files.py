@@ -39,13 +39,13 @@ def _thread_lock(root: Path, name: str) -> threading.RLock:
         return _THREAD_LOCKS.setdefault((root, name), threading.RLock())
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so a crash leaves either the old or the new file, never a torn one."""
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write `text` (UTF-8) or bytes to `path` so a crash leaves either the old or the new file, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -78,6 +78,7 @@ class _Pending:
     done: bool = False
     error: BaseException | None = None
     failure: _Failure | None = None
+    commit: str | None = None  # the commit holding this change, when it is the only change in it
 
 
 @dataclass
@@ -114,17 +115,26 @@ def _group_message(group: list[_Pending]) -> str:
 
 
 def _read(path: Path) -> str | None:
+    """The file's text exactly as stored (no newline translation), or None when it is absent or not UTF-8."""
+    data = _bytes(path)
     try:
-        return path.read_text(encoding="utf-8")
+        return None if data is None else data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
     except FileNotFoundError:
         return None
 
 
-def _put(path: Path, text: str | None) -> None:
-    if text is None:
+def _put(path: Path, data: bytes | None) -> None:
+    if data is None:
         path.unlink(missing_ok=True)
     else:
-        atomic_write(path, text)
+        atomic_write(path, data)
 
 
 @dataclass
@@ -137,7 +147,7 @@ class CorpusChange:
 
     corpus: Corpus
     touched: list[Path] = field(default_factory=list)
-    before: dict[Path, str | None] = field(default_factory=dict)
+    before: dict[Path, bytes | None] = field(default_factory=dict)  # byte for byte, whatever the file held
     after: dict[Path, str | None] = field(default_factory=dict)
     hooks: list[Callable[[], None]] = field(default_factory=list)
     message: str | None = None  # the commit message, when only known inside the change
@@ -145,7 +155,7 @@ class CorpusChange:
 
     def _touch(self, path: Path) -> None:
         if path not in self.before:
-            self.before[path] = _read(path)
+            self.before[path] = _bytes(path)
         if path not in self.touched:
             self.touched.append(path)
 
@@ -185,7 +195,8 @@ class CorpusChange:
     def undo(self) -> None:
         """Put every touched file back as it was, unless a later change has rewritten it since."""
         for path in reversed(self.touched):
-            if path in self.after and _read(path) != self.after[path]:
+            left = self.after.get(path)
+            if path in self.after and _bytes(path) != (None if left is None else left.encode("utf-8")):
                 log.warning("not restoring %s: it changed again after this change", path)
                 continue
             _put(path, self.before[path])
@@ -321,8 +332,10 @@ class Corpus:
         Read, check and write inside the block: it holds the writers' lock, so what is read there is what the
         change applies to (a compare-and-set). On one host, changes that arrive while another commit is
         running are committed together (group commit): one commit per run of consecutive changes by the same
-        author, its message listing each (`tx.message` replaces `message` when set inside the block). `wait` (or an `after_commit` hook) keeps the lock until the commit
-        exists and the hooks ran, so the next writer sees the outcome in git too. With EVALBOT_GIT_PUSH, each
+        author, its message listing each (`tx.message` replaces `message` when set inside the block). `wait`
+        (or an `after_commit` hook) keeps the lock until the commit exists and the hooks ran, so the next
+        writer sees the outcome in git too; if a hook fails, the commit is taken back (when it holds this
+        change alone) and the files undone. With EVALBOT_GIT_PUSH, each
         change first pulls the remote, and commits and pushes before the shared (cross-replica) lock is
         released, so replicas with their own clones see each other's cases.
         """
@@ -344,12 +357,31 @@ class Corpus:
                 queue.pending.append(entry)
             if self.push_remote or wait or tx.hooks:
                 self._committed(queue, entry, locked=True)
+                try:
+                    for hook in tx.hooks:
+                        hook()
+                except BaseException:
+                    self._take_back(entry)
+                    raise
                 if self.push_remote:
                     self.push()
-                for hook in tx.hooks:
-                    hook()
                 return
         self._committed(queue, entry, locked=False)
+
+    def _take_back(self, entry: _Pending) -> None:
+        """After-commit work failed (e.g. the database): take the commit back and undo the files, when the commit
+        holds this change alone and is still HEAD (we hold the lock; nothing is pushed yet). Else it stays, logged."""
+        try:
+            with self.lock("git"):
+                taken = entry.commit is not None and self.repo.uncommit(entry.commit, entry.change.touched)
+        except CorpusError:
+            log.exception("could not take back commit %s after a failure", entry.commit)
+            return
+        if taken:
+            entry.change.undo()
+        else:
+            log.error("a change was committed (%s) but what follows the commit failed; the commit stays "
+                      "(`evalbot corpus reindex` brings the index back in step)", entry.commit or "in a group commit")
 
     def _committed(self, queue: _CommitQueue, entry: _Pending, *, locked: bool) -> None:
         self._flush(queue, entry)
@@ -376,8 +408,10 @@ class Corpus:
                     try:
                         if failed is not None:  # later changes may build on the failed ones: they fail too
                             raise failed.entries[0].error or CorpusError("an earlier commit failed")
-                        self.repo.commit_files(files, message=_group_message(group), author=group[0].author,
-                                               allow_empty=any(e.change.record for e in group))
+                        sha = self.repo.commit_files(files, message=_group_message(group), author=group[0].author,
+                                                     allow_empty=any(e.change.record for e in group))
+                        if len(group) == 1:
+                            group[0].commit = sha
                     except BaseException as exc:  # noqa: BLE001 - every writer in the group gets the failure
                         failed = failed or _Failure(entries=[])
                         failed.entries.extend(group)

@@ -61,9 +61,10 @@ def identity_env(author: Author | None = None, *, when: datetime | None = None) 
 
 
 def _read(path: Path) -> str | None:
+    """The file's text exactly as stored (no newline translation), or None when absent, a folder or not UTF-8."""
     try:
-        return path.read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError):
+        return path.read_bytes().decode("utf-8")
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
         return None
 
 
@@ -137,14 +138,15 @@ class GitRepo:
             if gone:
                 self.run("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *gone, env=private)
 
-        return self._commit(rel, stage, message=message, author=author, when=when)
+        return self._commit(rel, stage, message=message, author=author, when=when) is not None
 
     def commit_files(self, files: dict[Path, str | None], *, message: str, author: Author, when: datetime | None = None,
-                     allow_empty: bool = False) -> bool:
+                     allow_empty: bool = False) -> str | None:
         """Commit exactly these file contents (None: the file is deleted) as `author`, whatever is on disk now.
 
         So a change commits what it wrote, even when a later change has already rewritten the same file.
         `allow_empty`: commit even when git sees no difference (a decision about a file git never saw).
+        Returns the new commit's id, or None when nothing was committed.
         """
         contents = {self.relative(path): text for path, text in files.items()}
 
@@ -167,7 +169,7 @@ class GitRepo:
         return self._commit(list(contents), stage, message=message, author=author, when=when, allow_empty=allow_empty)
 
     def _commit(self, rel: list[str], stage: Callable[[dict[str, str]], None], *, message: str, author: Author,
-                when: datetime | None, allow_empty: bool = False) -> bool:
+                when: datetime | None, allow_empty: bool = False) -> str | None:
         """Build the commit in a private index (HEAD + `stage`), then move HEAD only if nobody else did.
 
         Nothing else is committed, whatever is staged or untracked around these paths; a failure at any step
@@ -186,9 +188,9 @@ class GitRepo:
             stage(private)
             tree = self.run("write-tree", env=private).strip()
             if not allow_empty and head is None and not self.run("ls-files", env=private).strip():
-                return False
+                return None
             if not allow_empty and tree == head_tree:
-                return False
+                return None
             parents = ["-p", head] if head is not None else []
             sha = self.run("commit-tree", tree, *parents, "-m", message, env=identity_env(author, when=when)).strip()
             self.run("update-ref", "-m", f"evalbot: {message.splitlines()[0]}", "HEAD", sha, head or "")
@@ -199,6 +201,22 @@ class GitRepo:
             self.run("reset", "-q", "--", *rel)
         except CorpusError as exc:
             log.warning("committed, but could not refresh git's index for %s: %s", ", ".join(rel), exc)
+        return sha
+
+    def uncommit(self, sha: str, paths: list[Path]) -> bool:
+        """Take back commit `sha` if it is still HEAD (HEAD returns to its parent; the files are left alone)."""
+        if self.head() != sha:
+            return False
+        parent = self._git("rev-parse", "-q", "--verify", f"{sha}^", env=None, timeout=30)
+        if parent.returncode == 0:
+            self.run("update-ref", "-m", "evalbot: take back a change", "HEAD", parent.stdout.strip(), sha)
+        else:  # it was the first commit: the branch goes back to having none
+            self.run("update-ref", "-d", "HEAD", sha)
+        rel = list(dict.fromkeys(self.relative(p) for p in paths))
+        if parent.returncode == 0:
+            self.run("reset", "-q", "--", *rel)
+        else:
+            self.run("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *rel)
         return True
 
     def has_commits(self) -> bool:

@@ -172,12 +172,12 @@ def test_a_failed_change_puts_back_files_git_never_saw(tmp_path):
     case = candidate()
     path = corpus.path_for(case.id, "candidate")
     path.parent.mkdir(parents=True)
-    path.write_text("hand-written, never committed\n")
+    path.write_bytes(b"hand-written\r\nnever committed \xff\n")  # CRLF, not even UTF-8: put back byte for byte
     with pytest.raises(RuntimeError):
         with corpus.change(author=ALICE, message="Promote") as tx:
             tx.write(case.model_copy(update={"status": "promoted", "expect": case.suggested_expect, "suggested_expect": []}))
             assert not path.exists()
             raise RuntimeError("crash before commit")
-    assert path.read_text() == "hand-written, never committed\n"
+    assert path.read_bytes() == b"hand-written\r\nnever committed \xff\n"
     assert not corpus.path_for(case.id, "promoted").exists()
     assert corpus.repo.head() is None

@@ -52,7 +52,7 @@ def test_commit_files_records_what_was_given_not_what_is_on_disk(tmp_path):
     assert path.read_text() == "later\n"
     assert repo.commit_files({path: None}, message="gone", author=ANA)
     assert git(repo.top, "ls-tree", "-r", "--name-only", "HEAD").strip() == ""
-    assert repo.commit_files({path: None}, message="again", author=ANA) is False
+    assert repo.commit_files({path: None}, message="again", author=ANA) is None
 
 
 def test_git_errors_keep_the_whole_message(tmp_path):

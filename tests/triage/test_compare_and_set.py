@@ -7,7 +7,8 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlmodel import select
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
 
 from bot.core import clock
 from bot.core.errors import CaseStateError, CorpusError
@@ -94,15 +95,23 @@ def test_each_decision_is_one_commit_of_its_own_paths(corpus, engine, operation)
     assert rejections == ([(STOVES, "U0ANA0001")] if operation is reject else [])
 
 
+def _git_fails(*args, **kwargs):
+    raise CorpusError("git commit-tree failed: disk full")
+
+
+def _database_fails(*args, **kwargs):
+    raise OperationalError("COMMIT", {}, Exception("disk full"))
+
+
+@pytest.mark.parametrize("broken", ["git", "database"])
 @pytest.mark.parametrize("operation", [promote, reject, edit])
-def test_a_failed_commit_leaves_files_git_and_database_as_they_were(corpus, engine, operation, monkeypatch):
+def test_a_failure_leaves_files_git_and_database_as_they_were(corpus, engine, operation, broken, monkeypatch):
     files, git, rows = snapshot(corpus.root), git_state(corpus.root), db_rows(engine)
-
-    def refuse(*args, **kwargs):
-        raise CorpusError("git commit-tree failed: disk full")
-
-    monkeypatch.setattr(GitRepo, "commit_files", refuse)
-    with pytest.raises(CorpusError, match="disk full"):
+    with monkeypatch.context() as patched, pytest.raises((CorpusError, OperationalError), match="disk full"):
+        if broken == "git":
+            patched.setattr(GitRepo, "commit_files", _git_fails)
+        else:  # the commit exists when the database write fails: it is taken back
+            patched.setattr(Session, "commit", _database_fails)
         operation(corpus, engine)
     assert snapshot(corpus.root) == files
     assert git_state(corpus.root) == git or git == ("", "")  # a loose folder: `git init` is all that happened
@@ -159,3 +168,23 @@ def test_an_edit_of_a_changed_case_is_refused_naming_who_changed_it(loose, engin
     assert git_state(corpus.root)[0] == head and corpus.get(STOVES).title == "Ana's title"
     edit(corpus, engine, BEN, digest=case_digest(corpus.get(STOVES)), title="Ben's title")  # the current version
     assert corpus.get(STOVES).title == "Ben's title"
+
+
+def test_the_cli_in_a_folder_git_never_saw(tmp_path, db_url, monkeypatch):
+    """The reported case: the example corpus copied outside any repository, then `corpus promote --use-suggested`."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from bot.core.settings import get_settings
+
+    monkeypatch.setenv("EVALBOT_CORPUS_DIR", str(loose_corpus(tmp_path / "loose")))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    promoted = runner.invoke(app, ["corpus", "promote", "qa31", "--use-suggested", "--as", "U0ANA0001"])
+    assert promoted.exit_code == 0, promoted.output
+    assert (tmp_path / "loose" / "cases" / f"{STOVES}.yaml").exists()
+    assert not (tmp_path / "loose" / "candidates" / f"{STOVES}.yaml").exists()
+    for args in (["reject", STOVES, "dup"], ["promote", STOVES, "--use-suggested"]):
+        again = runner.invoke(app, ["corpus", *args, "--as", "U0BEN0001"])
+        assert again.exit_code == 1 and "promoted by <@U0ANA0001> " in again.output, again.output
+    assert git_state(tmp_path / "loose")[1].count("??") == len(snapshot(tmp_path / "loose")) - 1  # the rest untracked

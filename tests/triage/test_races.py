@@ -17,6 +17,7 @@ from tests.helpers.slackbot import CHANNEL, LEAD, SECOND, configure, running_bot
 
 RACES = 20
 SLACK_ACK_LIMIT = 3.0  # seconds
+UNTRACKED_ONLY = "?? NOTES.txt\n"  # nothing staged, changed or swept into a commit
 
 
 @pytest.fixture
@@ -28,11 +29,12 @@ def slack():
 
 @pytest.fixture
 def contested(corpus_dir):
-    """RACES fresh candidates in the corpus, committed before the bot starts."""
+    """RACES fresh candidates in the corpus, committed before the bot starts, and an untracked file beside them."""
     cases = [candidate(f"1764000000.{i:06d}", channel=CHANNEL, title=f"Contested {i}") for i in range(RACES)]
     with Corpus(corpus_dir).change(author=SYSTEM, message="Capture the contested candidates") as tx:
         for case in cases:
             tx.write(case)
+    (corpus_dir / "NOTES.txt").write_text("a maintainer's scratch file, never committed\n")
     return [case.id for case in cases]
 
 
@@ -108,7 +110,7 @@ def test_promote_against_promote(bot, slack, contested):
         winner = outcome.removeprefix("promoted by ")
         [refusal] = [t for t in told if t not in winners]
         assert f"is already a promoted case (promoted by <@{winner}> " in refusal, refusal
-    assert bot.runtime.corpus.repo.run("status", "--porcelain") == ""
+    assert bot.runtime.corpus.repo.run("status", "--porcelain") == UNTRACKED_ONLY
 
 
 def test_promote_against_reject(bot, slack, contested):
@@ -131,4 +133,4 @@ def test_promote_against_reject(bot, slack, contested):
         else:
             assert winners[0].startswith(":no_entry_sign: Rejected")
             assert f"was rejected by <@{SECOND}> " in refusal, refusal
-    assert bot.runtime.corpus.repo.run("status", "--porcelain") == ""
+    assert bot.runtime.corpus.repo.run("status", "--porcelain") == UNTRACKED_ONLY
