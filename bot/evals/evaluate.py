@@ -21,9 +21,12 @@ from bot.corpus.schema import Case, Rubric
 from bot.evals import records
 from bot.evals.batch.api import PollPolicy
 from bot.evals.batch.run import batch_notes, run_batch
-from bot.evals.compare import Comparison, compare_runs, resolve_baseline
+from bot.evals.changes import SYSTEM_KEY, snapshot
+from bot.evals.compare import QUARANTINE_KEY, Comparison, compare_runs, resolve_baseline
 from bot.evals.config import EvalConfig, fingerprint, load_eval_config
+from bot.evals.confirm import ConfirmPolicy
 from bot.evals.judge import Judge
+from bot.evals.rerun import CONFIRM_KEY, reference_tallies, rerun_flips
 from bot.evals.runner import Progress, Runner
 from bot.evals.targets import Target, build_target
 from bot.runtime import Runtime
@@ -93,13 +96,16 @@ def _make_judge(rt: Runtime, config: EvalConfig, policy: RetryPolicy, concurrenc
 
 def _start_run(rt: Runtime, config: EvalConfig, *, trigger: str, target: Target, judge: Judge | None, trials: int,
                cases: Sequence[Case], warnings: list[str], batch: bool) -> int:
+    commit = _corpus_commit(rt.corpus, warnings)
     with session_scope(rt.engine) as session:
         run = records.create_run(
-            session, trigger=trigger, mode="batch" if batch else "sync", corpus_commit=_corpus_commit(rt.corpus, warnings),
+            session, trigger=trigger, mode="batch" if batch else "sync", corpus_commit=commit,
             config_fingerprint=fingerprint(rt.corpus.root, config), target_label=target.label,
             judge_model=judge.model if judge else None, trials=trials, cases_total=len(cases),
             batch_cases=[case.id for case in cases] if batch else None,
         )
+        records.update_info(session, run, **{SYSTEM_KEY: snapshot(rt.corpus.root, config, corpus_commit=commit),
+                                             QUARANTINE_KEY: sorted(c.id for c in cases if c.quarantined)})
         assert run.id is not None
         return run.id
 
@@ -145,7 +151,8 @@ async def run_eval_async(
         else:
             await _run_sync(rt, run_id, cases, Runner(target, judge=judge, trials=trials, concurrency=concurrency,
                                                       pass_threshold=config.run.pass_threshold, progress=progress),
-                            baseline_id=baseline_id)
+                            baseline_id=baseline_id, policy=ConfirmPolicy(trials=config.run.confirm_trials),
+                            history_runs=config.run.history_runs)
     finally:
         await target.aclose()
         if judge is not None:
@@ -158,15 +165,24 @@ async def run_eval_async(
     return RunReport(run_id, comparison, warnings)
 
 
-async def _run_sync(rt: Runtime, run_id: int, cases: Sequence[Case], runner: Runner, *, baseline_id: int | None) -> None:
-    """Run every call through the Messages API and record the run (failed, if it breaks)."""
+async def _run_sync(rt: Runtime, run_id: int, cases: Sequence[Case], runner: Runner, *, baseline_id: int | None,
+                    policy: ConfirmPolicy | None = None, history_runs: int = 10) -> None:
+    """Run every call through the Messages API, re-run the flips, and record the run (failed, if it breaks)."""
     try:
         outcomes = await runner.run(cases)
         with session_scope(rt.engine) as session:
+            baseline = resolve_baseline(session, run_id, baseline_id)
+            base_id = baseline.id if baseline else None
+            statuses = {r.case_id: r.status for r in records.case_results(session, base_id)} if base_id else {}
+            references = reference_tallies(session, baseline_id=base_id, case_ids=[c.id for c in cases],
+                                           runs=history_runs) if base_id else {}
+        outcomes, confirmations = await rerun_flips(runner, outcomes, baseline_status=statuses, references=references,
+                                                    policy=policy or ConfirmPolicy())
+        with session_scope(rt.engine) as session:
             run = records.get_run(session, run_id)
             assert run is not None
-            baseline = resolve_baseline(session, run_id, baseline_id)
-            records.finish_run(session, run, outcomes, meter=runner.meter, baseline_run_id=baseline.id if baseline else None)
+            records.finish_run(session, run, outcomes, meter=runner.meter, baseline_run_id=base_id)
+            records.update_info(session, run, **{CONFIRM_KEY: {k: c.as_dict() for k, c in confirmations.items()}})
     except BaseException as exc:
         with session_scope(rt.engine) as session:
             records.fail_run(session, run_id, error=f"{type(exc).__name__}: {exc}")

@@ -85,11 +85,12 @@ def test_a_regression_exits_1_only_with_fail_on_regression(corpus, tmp_path):
     set_replies(corpus, tmp_path, **{"2tj51dm1": "Probably yes."})
     plain = run("eval", "run")
     assert plain.exit_code == 0, plain.output
-    assert "Regressions (passed before, fail now): 1" in plain.output
+    assert "Regressions (passed before, fail now; confirmed by re-running): 1" in plain.output
     gated = run("eval", "run", "--fail-on-regression", "--baseline", "1", "--junit", str(tmp_path / "j.xml"))
     assert gated.exit_code == 1, gated.output
     assert gated.output.rstrip().splitlines()[-1] == "exit 1: 1 regression(s) (--fail-on-regression): 2tj51dm1"
-    assert "2tj51dm1  fail  Yes/no eligibility check must answer with one word" in gated.output
+    assert "2tj51dm1  fail (0% of 6, 95% CI 0–39%)  Yes/no eligibility check must answer with one word" in gated.output
+    assert "confirmed regression: re-run 0/5 passed; 0/6 now against 1/1 before" in gated.output
     assert "equals: expected exactly 'YES'; got 'Probably yes.'" in gated.output
     failure = ET.parse(tmp_path / "j.xml").getroot().find("testsuite/testcase/failure")
     assert failure is not None and failure.get("type") == "regression"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.evals.compare import CaseStatus, Comparison, RunSummary
+from bot.evals.confirm import ConfirmPolicy
 
 _INDENT = "      "
 
@@ -39,12 +40,51 @@ def run_header(run: RunSummary) -> list[str]:
     return lines
 
 
+def interval_text(bounds: tuple[float, float]) -> str:
+    """'95% CI 12–64%'."""
+    return f"95% CI {bounds[0] * 100:.0f}–{bounds[1] * 100:.0f}%"
+
+
+def confirmation_text(case: CaseStatus) -> str | None:
+    """What the re-run of a flipped case found: 'confirmed: re-run 0/5 against 10/10 before (p 0.0003)'."""
+    c = case.confirmation
+    if c is None:
+        return None
+    rerun = c.rerun_tally
+    ran = f"re-run {rerun.passed}/{rerun.total} passed" if rerun.total else "no re-run"
+    why = f"one-sided Fisher p {c.p_value:.2g}"
+    if c.decision == "confirmed" and c.p_value > ConfirmPolicy().alpha:
+        why += "; every re-run trial went the same way and the case never did before"
+    return (f"{c.decision} {c.direction}: {ran}; {c.current.passed}/{c.current.total} now against "
+            f"{c.reference.passed}/{c.reference.total} before ({why})")
+
+
+def history_text(case: CaseStatus) -> str | None:
+    """The case over recent runs: 'over 10 runs: passed 17/20 (95% CI 64–95%), 4 flips'."""
+    h = case.history
+    if h is None or h.runs < 2:
+        return None
+    rate = f"{h.tally.rate:.0%}" if h.tally.rate is not None else "n/a"
+    return (f"over {h.runs} runs: passed {h.tally.passed}/{h.tally.total} ({rate}, {interval_text(h.interval)}), "
+            f"{h.flips} flip(s)")
+
+
 def _case_lines(case: CaseStatus, *, details: bool) -> list[str]:
-    rate = f" ({case.pass_rate:.0%} of {case.trials})" if case.trials > 1 else ""
-    lines = [f"  {case.case_id}  {case.status}{rate}  {case.title}"]
+    rate = f" ({case.pass_rate:.0%} of {case.trials}, {interval_text(case.interval)})" if case.trials > 1 else ""
+    mark = " [quarantined]" if case.quarantined else ""
+    lines = [f"  {case.case_id}  {case.status}{rate}{mark}  {case.title}"]
+    confirmed = confirmation_text(case)
+    if confirmed:
+        lines.append(_INDENT + confirmed)
     if details and case.failure:
         lines += [_INDENT + line for line in case.failure.splitlines()]
     return lines
+
+
+def _flaky_lines(case: CaseStatus) -> list[str]:
+    lines = _case_lines(case, details=False)
+    history = history_text(case)
+    return lines + ([_INDENT + history] if history else [])
 
 
 def format_comparison(comparison: Comparison) -> str:
@@ -57,19 +97,28 @@ def format_comparison(comparison: Comparison) -> str:
         change = comparison.pass_rate_change
         delta = "" if change is None else f", {change * 100:+.0f} pts"
         lines.append(f"baseline: run {base.id} (pass rate {_rate(base.pass_rate)}{delta})")
+        if comparison.changes:
+            lines.append(f"changed since run {base.id}: " + "; ".join(comparison.changes))
     sections: list[tuple[str, list[CaseStatus], bool]] = [
-        ("Regressions (passed before, fail now)", comparison.regressions, True),
+        ("Regressions (passed before, fail now; confirmed by re-running)", comparison.regressions, True),
         ("Fixes (failed before, pass now)", comparison.fixes, False),
+        ("Unconfirmed flips (the re-run did not confirm them: likely noise)", comparison.unconfirmed, False),
         ("New cases", comparison.new, True),
         ("Still failing", comparison.still_failing, True),
         ("Errors (could not be graded)", comparison.errors, True),
-        ("Flaky (passed and failed across trials)", comparison.flaky, False),
     ]
     for title, cases, details in sections:
         if cases:
             lines += ["", f"{title}: {len(cases)}"]
             for case in cases:
                 lines += _case_lines(case, details=details and case.status != "pass")
+    if comparison.flaky:
+        lines += ["", f"Flaky (passed and failed across trials or recent runs): {len(comparison.flaky)}"]
+        for case in comparison.flaky:
+            lines += _flaky_lines(case)
+    if comparison.quarantined:
+        lines += ["", f"Quarantined (run, never fail the gate): {len(comparison.quarantined)}"]
+        lines += [f"  {c.case_id}  {c.status}  {c.title}" for c in comparison.quarantined]
     if comparison.removed:
         lines += ["", f"Removed or not run this time: {len(comparison.removed)}"]
         lines += [f"  {r.case_id}  (was {r.baseline_status})  {r.title}" for r in comparison.removed]
