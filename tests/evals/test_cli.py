@@ -234,3 +234,24 @@ def test_a_model_that_only_answers_529_exits_3_from_a_real_process(db_url, corpu
     assert done.returncode == 3, done.stdout + done.stderr
     assert done.stdout.rstrip().splitlines()[-1].startswith("exit 3: 6 of 6 cases could not be graded: ")
     assert "Traceback" not in done.stderr and len(fake.requests) >= 6
+
+
+def test_a_quarantined_case_runs_but_never_fails_the_gate(corpus, tmp_path):
+    set_replies(corpus, tmp_path)
+    assert run("eval", "run").exit_code == 0
+    quarantined = run("corpus", "quarantine", "2tj5", "--reason", "flaky since the model update", "--as", "U1")
+    assert quarantined.exit_code == 0, quarantined.output
+    assert quarantined.output.startswith("quarantined 2tj51dm1:")
+    assert yaml.safe_load((corpus / "cases" / "2tj51dm1.yaml").read_text())["quarantined"] is True
+    assert run("corpus", "quarantine", "2tj5").output.strip() == "2tj51dm1 was already quarantined"
+    set_replies(corpus, tmp_path, **{"2tj51dm1": "Probably yes."})
+    gated = run("eval", "run", "--fail-on-regression", "--fail-on-failure")
+    assert gated.exit_code == 0, gated.output
+    assert "2tj51dm1  fail (0% of 6, 95% CI 0–39%) [quarantined]" in gated.output
+    assert "Quarantined (run, never fail the gate): 1" in gated.output
+    assert gated.output.rstrip().splitlines()[-1] == ("exit 0: all 5 graded case(s) passed; "
+                                                      "1 quarantined case(s) not counted")
+    released = run("corpus", "unquarantine", "2tj5")
+    assert released.exit_code == 0 and released.output.startswith("released 2tj51dm1 from quarantine")
+    assert "quarantined" not in yaml.safe_load((corpus / "cases" / "2tj51dm1.yaml").read_text())
+    assert run("eval", "run", "--fail-on-failure").exit_code == 1
