@@ -9,7 +9,7 @@ The re-run calls go through the same Runner, so its meter counts them in the run
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlmodel import Session
 
@@ -27,22 +27,28 @@ def tally_of(outcome: CaseOutcome) -> Tally:
     return Tally(sum(t.status == "pass" for t in graded), len(graded))
 
 
-def reference_tallies(session: Session, *, baseline_id: int, case_ids: Sequence[str], runs: int) -> dict[str, Tally]:
-    """Each case's reference: its graded trials pooled over the newest `runs` finished runs up to the baseline, going
-    back no further than the newest run that re-ran it (that run's trials are a fresh look at the case: what came
-    before is an older regime). Errored results are left out."""
-    scheduled = records.scheduled_trials(session, up_to=baseline_id, limit=runs)  # newest first
-    rows = records.case_history(session, list(scheduled), case_ids)
-    pooled: dict[str, Tally] = {}
-    closed: set[str] = set()
-    for row in sorted(rows, key=lambda r: -r.run_id):
-        counts = records.graded_counts(row)
-        if row.case_id in closed or counts is None:
-            continue
-        pooled[row.case_id] = pooled.get(row.case_id, Tally(0, 0)) + Tally(*counts)
-        if row.trials > scheduled[row.run_id]:
-            closed.add(row.case_id)
+def pool_reference(newest_first: Iterable[tuple[Tally, bool]]) -> Tally:
+    """A case's reference from its past results, newest first, each (graded trials, whether that run re-ran it):
+    pooled back to and including the newest run that re-ran it (that run's trials are a fresh look at the case,
+    what came before is an older regime)."""
+    pooled = Tally(0, 0)
+    for tally, rerun in newest_first:
+        pooled = pooled + tally
+        if rerun:
+            break
     return pooled
+
+
+def reference_tallies(session: Session, *, baseline_id: int, case_ids: Sequence[str], runs: int) -> dict[str, Tally]:
+    """Each case's reference over the newest `runs` finished runs up to the baseline (`pool_reference`; errored
+    results left out)."""
+    scheduled = records.scheduled_trials(session, up_to=baseline_id, limit=runs)
+    past: dict[str, list[tuple[Tally, bool]]] = {}
+    for row in sorted(records.case_history(session, list(scheduled), case_ids), key=lambda r: -r.run_id):
+        counts = records.graded_counts(row)
+        if counts is not None:
+            past.setdefault(row.case_id, []).append((Tally(*counts), row.trials > scheduled[row.run_id]))
+    return {case_id: pool_reference(results) for case_id, results in past.items()}
 
 
 def flip_direction(baseline_status: str | None, status_now: str) -> Direction | None:
