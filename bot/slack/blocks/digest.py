@@ -28,14 +28,15 @@ TITLE_CHARS, DETAIL_CHARS, LINK_CHARS, REASON_CHARS = 100, 240, 400, 1500
 Block = dict[str, Any]
 
 HEADINGS = {
-    "regressions": ":red_circle: *Regressions* — passed before, fail now",
+    "regressions": ":red_circle: *Regressions* — passed before, fail now, confirmed by re-running",
+    "unconfirmed": ":grey_question: *Unconfirmed flips* — changed once, not on re-run (likely noise)",
     "fixes": ":large_green_circle: *Fixed* — failed before, pass now",
     "new": ":new: *New cases* since the last run",
     "errors": ":warning: *Errors* — could not be graded",
-    "flaky": ":game_die: *Flaky* — trials disagree",
+    "flaky": ":game_die: *Flaky* — trials or recent runs disagree",
 }
 NOUNS = {"regressions": ("regression", "regressions"), "fixes": ("fix", "fixes"), "new": ("new", "new"),
-         "errors": ("error", "errors"), "flaky": ("flaky", "flaky")}
+         "errors": ("error", "errors"), "flaky": ("flaky", "flaky"), "unconfirmed": ("unconfirmed flip", "unconfirmed flips")}
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,8 @@ def counts_line(digest: Digest) -> str:
         parts.append(f"{digest.still_failing} still failing")
     if digest.removed:
         parts.append(f"{digest.removed} removed")
+    if digest.quarantined:
+        parts.append(f"{digest.quarantined} quarantined")
     if not digest.regressions:
         parts.insert(0, "No regressions")
     return " · ".join(parts)
@@ -201,6 +204,8 @@ def digest_message(digest: Digest) -> Message:
         {"type": "context", "elements": origin_elements(when=digest.when, corpus_commit=digest.corpus_commit,
                                                         target=digest.target, trigger=digest.trigger)},
     ]
+    if digest.changes:
+        blocks.append(changes_section(digest))
     for name, items in digest.lists():
         if items:
             block, _ = list_section(HEADINGS[name], items)
@@ -208,6 +213,12 @@ def digest_message(digest: Digest) -> Message:
     blocks.append({"type": "divider"})
     blocks.append({"type": "context", "elements": usage_elements(digest)})
     return Message(summary_text(digest), blocks)
+
+
+def changes_section(digest: Digest) -> Block:
+    """What changed since the baseline run: ':mag: Since run #12: system prompt changed in abc1234: +3 −1 lines'."""
+    lines = [escape(clip(line, DETAIL_CHARS)) for line in digest.changes[:MAIN_ITEMS]]
+    return _section(clip(f":mag: *Since run #{digest.baseline_run_id}:* " + " · ".join(lines), MAX_SECTION))
 
 
 def cut_lists(digest: Digest) -> list[tuple[str, tuple[Item, ...]]]:
