@@ -245,8 +245,12 @@ def test_a_quarantined_case_runs_but_never_fails_the_gate(corpus, tmp_path):
     assert yaml.safe_load((corpus / "cases" / "2tj51dm1.yaml").read_text())["quarantined"] is True
     assert run("corpus", "quarantine", "2tj5").output.strip() == "2tj51dm1 was already quarantined"
     set_replies(corpus, tmp_path, **{"2tj51dm1": "Probably yes."})
-    gated = run("eval", "run", "--fail-on-regression", "--fail-on-failure")
+    gated = run("eval", "run", "--fail-on-regression", "--fail-on-failure", "--junit", str(tmp_path / "q.xml"))
     assert gated.exit_code == 0, gated.output
+    suite = ET.parse(tmp_path / "q.xml").getroot().find("testsuite")
+    assert (suite.get("failures"), suite.get("skipped")) == ("0", "1")
+    skipped = next(c for c in suite.findall("testcase") if c.get("name").startswith("2tj51dm1")).find("skipped")
+    assert skipped.get("message").startswith("quarantined; fail: trial 1: equals: expected exactly 'YES'")
     assert "2tj51dm1  fail (0% of 6, 95% CI 0–39%) [quarantined]" in gated.output
     assert "Quarantined (run, never fail the gate): 1" in gated.output
     assert gated.output.rstrip().splitlines()[-1] == ("exit 0: all 5 graded case(s) passed; "
