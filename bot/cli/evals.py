@@ -61,6 +61,7 @@ def run(
     allow_errors: Annotated[int, typer.Option(min=0, help="Tolerate up to N cases that could not be graded (else exit 3).")] = 0,
     baseline: Annotated[int | None, typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
     post: Annotated[bool, typer.Option("--post", help="Post the digest to EVALBOT_CHANNEL, as the nightly run does.")] = False,
+    against: Annotated[str | None, typer.Option(help="Also run the target as configured at this git ref, side by side.")] = None,
 ) -> None:
     """Run the promoted cases against the target, grade them, record the run and compare it."""
     rt = open_runtime(existing_corpus=True)
@@ -71,7 +72,7 @@ def run(
             raise ConfigError(f"--post needs Slack: {missing[0]}")
     progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     report = run_exclusive(rt, trigger="cli", trials=trials, concurrency=concurrency, case_ids=case or (), tags=tag or (),
-                           baseline_id=baseline, progress=progress)
+                           baseline_id=baseline, progress=progress, against=against)
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(format_comparison(report.comparison))

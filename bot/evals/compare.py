@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from bot.core.errors import RunNotFoundError
 from bot.evals import records
+from bot.evals.against import AGAINST_KEY, AgainstColumn
 from bot.evals.changes import SYSTEM_KEY, describe
 from bot.evals.confirm import Confirmation
 from bot.evals.rerun import CONFIRM_KEY
@@ -177,6 +178,7 @@ class Comparison:
     unconfirmed: list[CaseStatus] = field(default_factory=list)
     quarantined: list[CaseStatus] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)  # what changed since the baseline, one line each
+    against: AgainstColumn | None = None  # the other column of a run made with --against REF
 
     @property
     def has_regressions(self) -> bool:
@@ -269,4 +271,5 @@ def compare_runs(session: Session, run_id: int, baseline_id: int | None = None) 
         unconfirmed=[c for c in cases if doubted(c)],
         quarantined=[c for c in cases if c.quarantined],
         changes=changes,
+        against=AgainstColumn.from_info(records.target_info(run).get(AGAINST_KEY)),
     )

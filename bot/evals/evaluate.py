@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bot.core.errors import CaseRefError, ConfigError, CorpusError, RunNotFoundError
 from bot.core.llm import LLM, RetryPolicy
 from bot.corpus.files import Corpus
 from bot.corpus.schema import Case, Rubric
 from bot.evals import records
+from bot.evals.against import AGAINST_KEY, Materialized, materialize
+from bot.evals.against import record as against_record
 from bot.evals.batch.api import PollPolicy
 from bot.evals.batch.run import batch_notes, run_batch
-from bot.evals.changes import SYSTEM_KEY, snapshot
+from bot.evals.changes import SYSTEM_KEY, describe, snapshot
 from bot.evals.compare import QUARANTINE_KEY, Comparison, compare_runs, resolve_baseline
 from bot.evals.config import EvalConfig, fingerprint, load_eval_config
 from bot.evals.confirm import ConfirmPolicy
@@ -114,6 +118,7 @@ async def run_eval_async(
     rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
     tags: Sequence[str] = (), baseline_id: int | None = None, trigger: str = "cli", progress: Progress | None = None,
     target: Target | None = None, judge: Judge | None = None, poll: PollPolicy | None = None,
+    against: str | None = None, against_target: Target | None = None,
 ) -> RunReport:
     """`run_eval` for callers that already run an event loop."""
     config = load_eval_config(rt.corpus.root)
@@ -131,10 +136,17 @@ async def run_eval_async(
         warnings.append("[target] temperature is ignored: the Anthropic API version that SDK 2.x uses (2026-10-21) "
                         "rejects sampling parameters")
     batch = config.run.mode == "batch"
+    if against is not None and batch:
+        raise ConfigError("--against runs through the Messages API: set [run] mode = \"sync\" for it")
+    scratch = tempfile.TemporaryDirectory(prefix="evalbot-against-") if against is not None else None
+    other = materialize(rt.corpus, against, Path(scratch.name)) if against is not None and scratch else None
     policy = RetryPolicy(retries=config.run.retries)
     needs_judge = any(isinstance(e, Rubric) for case in cases for e in case.expect)
     target = target or build_target(config, corpus_root=rt.corpus.root, settings=rt.settings, policy=policy,
                                     concurrency=concurrency)
+    if other is not None and against_target is None:
+        against_target = build_target(other.config, corpus_root=other.corpus_root_for_target(rt.corpus.root),
+                                      settings=rt.settings, policy=policy, concurrency=concurrency)
     try:
         if judge is None and needs_judge:
             judge = _make_judge(rt, config, policy, concurrency)
@@ -152,9 +164,16 @@ async def run_eval_async(
             await _run_sync(rt, run_id, cases, Runner(target, judge=judge, trials=trials, concurrency=concurrency,
                                                       pass_threshold=config.run.pass_threshold, progress=progress),
                             baseline_id=baseline_id, policy=ConfirmPolicy(trials=config.run.confirm_trials),
-                            history_runs=config.run.history_runs)
+                            history_runs=config.run.history_runs,
+                            against=(other, Runner(against_target, judge=judge, trials=trials, concurrency=concurrency,
+                                                   pass_threshold=config.run.pass_threshold))
+                            if other is not None and against_target is not None else None)
     finally:
         await target.aclose()
+        if against_target is not None:
+            await against_target.aclose()
+        if scratch is not None:
+            scratch.cleanup()
         if judge is not None:
             await judge.aclose()
     with session_scope(rt.engine) as session:
@@ -166,10 +185,13 @@ async def run_eval_async(
 
 
 async def _run_sync(rt: Runtime, run_id: int, cases: Sequence[Case], runner: Runner, *, baseline_id: int | None,
-                    policy: ConfirmPolicy | None = None, history_runs: int = 10) -> None:
-    """Run every call through the Messages API, re-run the flips, and record the run (failed, if it breaks)."""
+                    policy: ConfirmPolicy | None = None, history_runs: int = 10,
+                    against: tuple[Materialized, Runner] | None = None) -> None:
+    """Run every call through the Messages API, re-run the flips, run the --against column, and record the run
+    (failed, if it breaks)."""
     try:
         outcomes = await runner.run(cases)
+        other = await against[1].run(cases) if against is not None else None
         with session_scope(rt.engine) as session:
             baseline = resolve_baseline(session, run_id, baseline_id)
             base_id = baseline.id if baseline else None
@@ -181,8 +203,15 @@ async def _run_sync(rt: Runtime, run_id: int, cases: Sequence[Case], runner: Run
         with session_scope(rt.engine) as session:
             run = records.get_run(session, run_id)
             assert run is not None
-            records.finish_run(session, run, outcomes, meter=runner.meter, baseline_run_id=base_id)
+            meter = runner.meter if against is None else records.merged_meter(runner.meter, against[1].meter)
+            records.finish_run(session, run, outcomes, meter=meter, baseline_run_id=base_id)
             records.update_info(session, run, **{CONFIRM_KEY: {k: c.as_dict() for k, c in confirmations.items()}})
+            if against is not None and other is not None:
+                materialized, other_runner = against
+                changes = describe(snapshot(materialized.folder, materialized.config, corpus_commit=materialized.commit),
+                                   records.target_info(run).get(SYSTEM_KEY))
+                records.update_info(session, run, **{AGAINST_KEY: against_record(
+                    materialized, other_runner.target.label, other, changes)})
     except BaseException as exc:
         with session_scope(rt.engine) as session:
             records.fail_run(session, run_id, error=f"{type(exc).__name__}: {exc}")
@@ -193,15 +222,18 @@ def run_eval(
     rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
     tags: Sequence[str] = (), baseline_id: int | None = None, trigger: str = "cli", progress: Progress | None = None,
     target: Target | None = None, judge: Judge | None = None, poll: PollPolicy | None = None,
+    against: str | None = None, against_target: Target | None = None,
 ) -> RunReport:
     """Evaluate the promoted cases (all, or those picked by `case_ids`/`tags`), record the run and compare it.
 
     `trials`/`concurrency` override `[run]` in evalbot.toml; the baseline is `baseline_id` or the previous finished
     run; `trigger` (cli | slack | nightly) is recorded; `progress(done, total)` is called after each trial;
-    `target`/`judge` replace the ones evalbot.toml describes (tests, benchmarks). Blocks until the run ends: with
+    `target`/`judge` replace the ones evalbot.toml describes (tests, benchmarks); `against` (a git ref) also runs
+    the target as configured at that ref, side by side (`against_target` replaces it, for tests). Blocks until the run ends: with
     `[run] mode = "batch"` until its Message Batches have ended (polled as `poll` says), which can take hours.
     """
     return asyncio.run(run_eval_async(
         rt, trials=trials, concurrency=concurrency, case_ids=case_ids, tags=tags, baseline_id=baseline_id,
-        trigger=trigger, progress=progress, target=target, judge=judge, poll=poll,
+        trigger=trigger, progress=progress, target=target, judge=judge, poll=poll, against=against,
+        against_target=against_target,
     ))

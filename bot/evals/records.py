@@ -274,6 +274,11 @@ def graded_counts(row: CaseResult) -> tuple[int, int] | None:
     return round(row.pass_rate * row.trials), row.trials
 
 
+def merged_meter(*meters: UsageMeter) -> UsageMeter:
+    """One meter holding the usage of all `meters` (a run's two targets with --against)."""
+    return _merged(*meters)
+
+
 def update_info(session: Session, run: EvalRun, **items: Any) -> None:
     """Set top-level keys of the run's JSON document (`EvalRun.target`)."""
     info = target_info(run)

@@ -259,3 +259,29 @@ def test_a_quarantined_case_runs_but_never_fails_the_gate(corpus, tmp_path):
     assert released.exit_code == 0 and released.output.startswith("released 2tj51dm1 from quarantine")
     assert "quarantined" not in yaml.safe_load((corpus / "cases" / "2tj51dm1.yaml").read_text())
     assert run("eval", "run", "--fail-on-failure").exit_code == 1
+
+
+def test_against_a_ref_runs_that_config_side_by_side(corpus, tmp_path):
+    import subprocess
+
+    set_replies(corpus, tmp_path)
+    # a module of its own: another test may have imported evalbot_cli_target already
+    (corpus / "evalbot_cli_v2.py").write_text(TARGET.replace("def reply(", "def _reply(") + (
+        '\n\ndef reply(messages):\n    text = _reply(messages)\n    return "Probably yes." if text == "YES" else text\n'))
+    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
+    subprocess.run([*git, "add", "-A"], cwd=corpus, check=True)
+    subprocess.run([*git, "commit", "-qm", "python target"], cwd=corpus, check=True)
+    (corpus / "evalbot.toml").write_text(TOML.replace("evalbot_cli_target:reply", "evalbot_cli_v2:reply"))
+    result = run("eval", "run", "--against", "HEAD", "--junit", str(tmp_path / "a.xml"))
+    assert result.exit_code == 0, result.output
+    assert "Side by side with HEAD (" in result.output and "5/6 pass here, 6/6 at HEAD" in result.output
+    assert ("this config vs HEAD: target callable changed: 'evalbot_cli_target:reply' → 'evalbot_cli_v2:reply'"
+            in result.output)
+    assert "2tj51dm1  here fail (0%)  at HEAD pass (100%)  Yes/no eligibility check" in result.output
+    suite = ET.parse(tmp_path / "a.xml").getroot().find("testsuite")
+    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert props["against_ref"] == "HEAD" and len(props["against_commit"]) == 40
+    out = next(c for c in suite.findall("testcase") if c.get("name").startswith("2tj51dm1")).find("system-out").text
+    assert "at HEAD: pass (100% over 1 trial(s))" in out
+    bad = run("eval", "run", "--against", "no-such-ref")
+    assert bad.exit_code == 2 and "--against no-such-ref: git rev-parse failed" in bad.output

@@ -4,6 +4,7 @@ CI systems (GitHub Actions, GitLab, Jenkins) render this format. A flaky case th
 is a passing testcase with its pass rate in `system-out`. A failure's `type` is `regression` (confirmed by
 re-running), `unconfirmed-flip` (it passed in the baseline, the re-run did not confirm the drop) or `fail`; a
 quarantined case that fails or errors is `skipped` (it never fails the gate), with its failure in the message.
+A run made with `--against REF` has REF's result of each case in its `system-out` (the second column).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def junit_xml(comparison: Comparison) -> str:
     properties = ET.SubElement(suite, "properties")
     for name, value in (("run_id", run.id), ("target", run.target), ("corpus_commit", run.corpus_commit),
                         ("config_fingerprint", run.config_fingerprint), ("trials", run.trials),
-                        ("baseline_run_id", comparison.baseline.id if comparison.baseline else None)):
+                        ("baseline_run_id", comparison.baseline.id if comparison.baseline else None),
+                        ("against_ref", comparison.against.ref if comparison.against else None),
+                        ("against_commit", comparison.against.commit if comparison.against else None)):
         if value is not None:
             ET.SubElement(properties, "property", name=name, value=str(value))
     regressed = {c.case_id for c in comparison.regressions}
@@ -65,6 +68,10 @@ def junit_xml(comparison: Comparison) -> str:
             out.append("flaky: trials both passed and failed")
         if case.baseline_status:
             out.append(f"baseline: {case.baseline_status}")
+        if comparison.against is not None:
+            there = comparison.against.cases.get(case.case_id, {})
+            out.append(f"at {comparison.against.ref}: {there.get('status', 'not run')} "
+                       f"({float(there.get('pass_rate') or 0):.0%} over {there.get('trials', 0)} trial(s))")
         if case.permalink:
             out.append(case.permalink)
         ET.SubElement(testcase, "system-out").text = "\n".join(out)

@@ -119,9 +119,30 @@ def format_comparison(comparison: Comparison) -> str:
     if comparison.quarantined:
         lines += ["", f"Quarantined (run, never fail the gate): {len(comparison.quarantined)}"]
         lines += [f"  {c.case_id}  {c.status}  {c.title}" for c in comparison.quarantined]
+    lines += against_lines(comparison)
     if comparison.removed:
         lines += ["", f"Removed or not run this time: {len(comparison.removed)}"]
         lines += [f"  {r.case_id}  (was {r.baseline_status})  {r.title}" for r in comparison.removed]
     if not comparison.regressions:
         lines += ["", "No regressions."]
     return "\n".join(lines)
+
+
+def against_lines(comparison: Comparison) -> list[str]:
+    """The --against column: both totals, what differs between the configurations, and each case that differs."""
+    other = comparison.against
+    if other is None:
+        return []
+    total = len(comparison.cases)
+    here = sum(c.status == "pass" for c in comparison.cases)
+    lines = ["", f"Side by side with {other.ref} ({other.commit[:7]}, {other.label or 'unknown target'}): "
+                 f"{here}/{total} pass here, {other.passed}/{total} at {other.ref}"]
+    lines.append("  this config vs " + other.ref + ": " + ("; ".join(other.changes) if other.changes else "no difference"))
+    differ = [c for c in comparison.cases if other.cases.get(c.case_id, {}).get("status") != c.status]
+    for case in differ:
+        there = other.cases.get(case.case_id, {})
+        lines.append(f"  {case.case_id}  here {case.status} ({case.pass_rate:.0%})  at {other.ref} "
+                     f"{there.get('status', 'not run')} ({float(there.get('pass_rate') or 0):.0%})  {case.title}")
+    if not differ:
+        lines.append("  every case has the same status in both columns")
+    return lines
