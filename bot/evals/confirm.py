@@ -61,6 +61,8 @@ def plan_next(direction: Direction, reference: Tally, current: Tally, *, initial
         p = p_value(direction, reference, current)
         if p <= policy.alpha or p > policy.extend_below or rounds_done >= policy.max_rounds:
             return False
+        if _unanimous(direction, reference, current, initial):  # "0/5 after re-run": decided
+            return False
     if extra < policy.trials and _unanimous(direction, reference, current, initial):
         return True  # still on the way to "0/5 after re-run"
     remaining = policy.trials - into_round

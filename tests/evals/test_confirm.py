@@ -102,3 +102,23 @@ def test_re_run_calls_are_counted_in_the_run_cost(rt):
     assert second.regressions[0].trials == 6 and len(target.calls) == 1 + 6
     assert second.run.input_tokens == 6 * 10 and second.run.output_tokens == 6 * 5  # FakeTarget: 10 in, 5 out a call
     assert second.run.cost_usd == pytest.approx(6 * first.run.cost_usd)
+
+
+@pytest.fixture
+def rt_db(db_url, corpus_dir):
+    return open_runtime()
+
+
+def test_the_reference_goes_back_no_further_than_the_last_re_run(rt_db):
+    from bot.evals.rerun import reference_tallies
+    from bot.store.tables import session_scope
+
+    target = RateTarget(good=GOOD_REPLY, bad=BAD_REPLY, rate=lambda night: [1.0, 1.0, 0.0, 0.0][night], seed=0)
+    comparisons = _nights(rt_db, target, 3)
+    assert comparisons[2].regressions[0].trials == 6  # night 3: re-run, confirmed 0/6
+    with session_scope(rt_db.engine) as session:
+        at_night_2 = reference_tallies(session, baseline_id=comparisons[1].run.id, case_ids=[CASE], runs=10)
+        at_night_3 = reference_tallies(session, baseline_id=comparisons[2].run.id, case_ids=[CASE], runs=10)
+        only_one = reference_tallies(session, baseline_id=comparisons[1].run.id, case_ids=[CASE], runs=1)
+    assert at_night_2 == {CASE: Tally(2, 2)} and only_one == {CASE: Tally(1, 1)}
+    assert at_night_3 == {CASE: Tally(0, 6)}  # the re-run night starts a new regime: the passes before it are left out
