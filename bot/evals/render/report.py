@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.evals.compare import CaseStatus, Comparison, RunSummary
 from bot.evals.confirm import ConfirmPolicy
 
@@ -77,7 +79,36 @@ def _case_lines(case: CaseStatus, *, details: bool) -> list[str]:
     if confirmed:
         lines.append(_INDENT + confirmed)
     if details and case.failure:
-        lines += [_INDENT + line for line in case.failure.splitlines()]
+        lines += [_INDENT + line for line in collapse_trials(case.failure)]
+    return lines
+
+
+_TRIAL = re.compile(r"^trial (\d+): (.*)$")
+
+
+def collapse_trials(failure: str) -> list[str]:
+    """The failure's lines with the same problem in several trials said once: 'trials 1-6: equals: …'."""
+    order: list[str] = []
+    trials: dict[str, list[int]] = {}
+    for line in failure.splitlines():
+        match = _TRIAL.match(line)
+        problem, trial = (match.group(2), int(match.group(1))) if match else (line, None)
+        if problem not in trials:
+            order.append(problem)
+            trials[problem] = []
+        if trial is not None:
+            trials[problem].append(trial)
+    lines = []
+    for problem in order:
+        numbers = trials[problem]
+        if not numbers:
+            lines.append(problem)
+        elif len(numbers) == 1:
+            lines.append(f"trial {numbers[0]}: {problem}")
+        elif numbers == list(range(numbers[0], numbers[-1] + 1)):
+            lines.append(f"trials {numbers[0]}-{numbers[-1]}: {problem}")
+        else:
+            lines.append(f"trials {', '.join(map(str, numbers))}: {problem}")
     return lines
 
 
