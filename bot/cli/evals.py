@@ -1,4 +1,5 @@
-"""`evalbot eval`: run the corpus against the system under test (`run`) and show a run's comparison (`report`).
+"""`evalbot eval`: run the corpus against the system under test (`run`), show a run's comparison (`report`) and
+review a judge verdict (`review`).
 
 Exit codes of `run` (bot/evals/gate.py decides them): 0 ok, 1 a regression or failure as asked, 2 a
 configuration error, 3 cases that could not be graded (beyond --allow-errors N).
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
 
-from bot.cli.common import cli_errors
+from bot.cli.common import cli_author, cli_errors
 from bot.core.errors import ConfigError, RunNotFoundError
 from bot.evals import records
 from bot.evals.compare import compare_runs
@@ -109,3 +111,39 @@ def report(
         assert run_id is not None
         comparison = compare_runs(session, run_id, baseline)
     typer.echo(format_comparison(comparison))
+
+
+class HumanVerdict(str, Enum):
+    passed = "pass"
+    failed = "fail"
+
+
+@app.command("review")
+@cli_errors
+def review(
+    run_id: Annotated[int, typer.Argument(metavar="RUN", help="The run whose judge verdict you reviewed.")],
+    case_id: Annotated[str, typer.Argument(metavar="CASE", help="Case id (any unique prefix).")],
+    verdict: Annotated[HumanVerdict, typer.Option(help="Your verdict on the reply: pass or fail.")],
+    trial: Annotated[int, typer.Option(min=1, help="Which trial (1 = the first).")] = 1,
+    rubric: Annotated[int, typer.Option(min=1, help="Which of the case's rubrics (1 = the first).")] = 1,
+    note: Annotated[str | None, typer.Option(help="Why (shown to the judge with the example).")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Reviewer (default: git user).")] = None,
+) -> None:
+    """Check the judge against a person: your verdict on one rubric verdict (a correction becomes a judge example)."""
+    from bot.corpus.schema import Rubric
+    from bot.evals.reviews import agreement, review_verdict
+
+    rt = open_runtime(existing_corpus=True)
+    case = rt.corpus.get(case_id)
+    rubrics = [e.rubric for e in case.expect if isinstance(e, Rubric)]
+    if rubric > len(rubrics):
+        raise ConfigError(f"--rubric {rubric}: {case.id} has {len(rubrics)} rubric expectation(s)")
+    with session_scope(rt.engine) as session:
+        saved = review_verdict(session, run_id=run_id, case_id=case.id, rubric=rubrics[rubric - 1],
+                               human_passed=verdict is HumanVerdict.passed, reviewer=cli_author(as_user).user_id,
+                               trial=trial - 1, rubric_index=rubric - 1, note=note)
+        overall = agreement(session)
+    said = "agrees with the judge" if saved.judge_passed == saved.human_passed else \
+        "corrects the judge: it will be shown to the judge as an example of this rubric on later runs"
+    typer.echo(f"recorded: {case.id} trial {trial} rubric {rubric} is a {verdict.value} ({said})")
+    typer.echo(overall.summary() or "no reviewed verdict yet")

@@ -86,6 +86,7 @@ class Digest:
     unconfirmed: tuple[Item, ...] = ()
     changes: tuple[str, ...] = ()
     quarantined: int = 0
+    judge_agreement: str | None = None
 
     def lists(self) -> list[tuple[str, tuple[Item, ...]]]:
         """The case lists in the order the digest shows them: regressions first."""
@@ -170,6 +171,7 @@ def build_digest(comparison: Comparison, history: Sequence[RunSummary] = ()) -> 
         cost_note=run.cost_note, cost_saved_usd=run.cost_saved_usd, latency_p50_ms=run.latency_p50_ms, latency_p95_ms=run.latency_p95_ms, trend=trend,
         unconfirmed=tuple(_item(c, _rerun_detail(c, None)) for c in comparison.unconfirmed),
         changes=tuple(comparison.changes), quarantined=len(comparison.quarantined),
+        judge_agreement=comparison.judge_agreement,
     )
 
 

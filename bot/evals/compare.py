@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.core.errors import RunNotFoundError
-from bot.evals import records
+from bot.evals import records, reviews
 from bot.evals.against import AGAINST_KEY, AgainstColumn
 from bot.evals.changes import SYSTEM_KEY, describe
 from bot.evals.confirm import Confirmation
@@ -179,6 +179,7 @@ class Comparison:
     quarantined: list[CaseStatus] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)  # what changed since the baseline, one line each
     against: AgainstColumn | None = None  # the other column of a run made with --against REF
+    judge_agreement: str | None = None  # judge–human agreement over reviewed verdicts (bot/evals/reviews.py)
 
     @property
     def has_regressions(self) -> bool:
@@ -272,4 +273,5 @@ def compare_runs(session: Session, run_id: int, baseline_id: int | None = None) 
         quarantined=[c for c in cases if c.quarantined],
         changes=changes,
         against=AgainstColumn.from_info(records.target_info(run).get(AGAINST_KEY)),
+        judge_agreement=reviews.agreement(session).summary(),
     )

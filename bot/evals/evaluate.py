@@ -20,7 +20,7 @@ from bot.core.errors import CaseRefError, ConfigError, CorpusError, RunNotFoundE
 from bot.core.llm import LLM, RetryPolicy
 from bot.corpus.files import Corpus
 from bot.corpus.schema import Case, Rubric
-from bot.evals import records
+from bot.evals import records, reviews
 from bot.evals.against import AGAINST_KEY, Materialized, materialize
 from bot.evals.against import record as against_record
 from bot.evals.batch.api import PollPolicy
@@ -92,10 +92,14 @@ def _check_numbers(trials: int, concurrency: int) -> None:
         raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
 
 
-def _make_judge(rt: Runtime, config: EvalConfig, policy: RetryPolicy, concurrency: int) -> Judge:
+def _make_judge(rt: Runtime, config: EvalConfig, policy: RetryPolicy, concurrency: int, cases: Sequence[Case]) -> Judge:
     llm = LLM.from_settings(rt.settings, policy=policy, timeout=config.judge.timeout, max_connections=max(concurrency, 10),
                             needed_for="the judge of rubric expectations")
-    return Judge(llm, model=config.judge.model, max_tokens=config.judge.max_tokens, timeout=config.judge.timeout)
+    rubrics = [e.rubric for case in cases for e in case.expect if isinstance(e, Rubric)]
+    with session_scope(rt.engine) as session:
+        examples = reviews.few_shot(session, rubrics)  # verdicts people corrected, shown to the judge
+    return Judge(llm, model=config.judge.model, max_tokens=config.judge.max_tokens, timeout=config.judge.timeout,
+                 examples=examples)
 
 
 def _start_run(rt: Runtime, config: EvalConfig, *, trigger: str, target: Target, judge: Judge | None, trials: int,
@@ -149,7 +153,7 @@ async def run_eval_async(
                                       settings=rt.settings, policy=policy, concurrency=concurrency)
     try:
         if judge is None and needs_judge:
-            judge = _make_judge(rt, config, policy, concurrency)
+            judge = _make_judge(rt, config, policy, concurrency, cases)
         if batch:
             warnings += batch_notes(target, judge)
         run_id = _start_run(rt, config, trigger=trigger, target=target, judge=judge, trials=trials,

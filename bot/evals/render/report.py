@@ -154,6 +154,8 @@ def format_comparison(comparison: Comparison) -> str:
     if comparison.removed:
         lines += ["", f"Removed or not run this time: {len(comparison.removed)}"]
         lines += [f"  {r.case_id}  (was {r.baseline_status})  {r.title}" for r in comparison.removed]
+    if comparison.judge_agreement:
+        lines += ["", comparison.judge_agreement[0].upper() + comparison.judge_agreement[1:] + "."]
     if not comparison.regressions:
         lines += ["", "No regressions."]
     return "\n".join(lines)

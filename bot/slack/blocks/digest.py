@@ -212,6 +212,8 @@ def digest_message(digest: Digest) -> Message:
             blocks.append(block)
     blocks.append({"type": "divider"})
     blocks.append({"type": "context", "elements": usage_elements(digest)})
+    if digest.judge_agreement:
+        blocks.append({"type": "context", "elements": [_mrkdwn(":scales: " + escape(clip(digest.judge_agreement, 500)))]})
     return Message(summary_text(digest), blocks)
 
 
