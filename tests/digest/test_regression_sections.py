@@ -63,3 +63,14 @@ def test_a_case_flipping_across_runs_is_flaky_with_its_history(rt):
     assert list(flaky) == ["tne841s8"]
     assert "over the last 4 runs" in flaky["tne841s8"] and "3 flips" in flaky["tne841s8"]
     assert "Flaky (passed and failed across trials or recent runs): 1" in format_comparison(run.comparison)
+
+
+def test_eval_status_shows_judge_agreement_when_verdicts_were_reviewed():
+    agreement = "judge agrees with people on 5 of 6 reviewed verdicts (83%); least: 'Is polite' 1/2"
+    message = db.status_message(last=None, last_regressions=None, digest_link=None, running=None, running_by=None,
+                                next_run=None, schedule="0 2 * * * UTC", judge_agreement=agreement)
+    text = message.blocks[0]["text"]["text"]
+    assert text.endswith(":scales: *Judge:* judge agrees with people on 5 of 6 reviewed verdicts (83%); least: 'Is polite' 1/2")
+    plain = db.status_message(last=None, last_regressions=None, digest_link=None, running=None, running_by=None,
+                              next_run=None, schedule="0 2 * * * UTC")
+    assert "Judge" not in plain.blocks[0]["text"]["text"]

@@ -294,8 +294,8 @@ def _run_line(run: RunSummary) -> str:
 
 def status_message(*, last: RunSummary | None, last_regressions: int | None, digest_link: str | None,
                    running: RunSummary | None, running_by: str | None, next_run: datetime | None,
-                   schedule: str) -> Message:
-    """`/eval status`: the last run, the run in progress and the next scheduled one."""
+                   schedule: str, judge_agreement: str | None = None) -> Message:
+    """`/eval status`: the last run, the run in progress, the next scheduled one (and judge–human agreement)."""
     lines = []
     if last is None:
         lines.append(":zzz: *Last run:* none yet")
@@ -314,6 +314,8 @@ def status_message(*, last: RunSummary | None, last_regressions: int | None, dig
         lines.append(f":alarm_clock: *Next nightly run:* {date_token(next_run)} (`{escape(schedule)}`)")
     else:
         lines.append(f":alarm_clock: *Next nightly run:* none scheduled (`{escape(schedule)}`)")
+    if judge_agreement:
+        lines.append(f":scales: *Judge:* {escape(clip(judge_agreement, 500))}")
     text = "\n".join(lines)
     plain = "Last run: " + (f"#{last.id} {last.status}" if last else "none yet")
     if next_run is not None:
