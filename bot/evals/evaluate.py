@@ -148,10 +148,10 @@ async def run_eval_async(
     needs_judge = any(isinstance(e, Rubric) for case in cases for e in case.expect)
     target = target or build_target(config, corpus_root=rt.corpus.root, settings=rt.settings, policy=policy,
                                     concurrency=concurrency)
-    if other is not None and against_target is None:
-        against_target = build_target(other.config, corpus_root=other.corpus_root_for_target(rt.corpus.root),
-                                      settings=rt.settings, policy=policy, concurrency=concurrency)
     try:
+        if other is not None and against_target is None:
+            against_target = build_target(other.config, corpus_root=other.corpus_root_for_target(rt.corpus.root),
+                                          settings=rt.settings, policy=policy, concurrency=concurrency)
         if judge is None and needs_judge:
             judge = _make_judge(rt, config, policy, concurrency, cases)
         if batch:
