@@ -14,7 +14,7 @@ from bot.runtime import Runtime
 from bot.slack.client import make_web_client, sign_in
 from bot.slack.deps import SubmitFlag, build_deps
 from bot.slack.flows.flagging import handle_flag
-from bot.slack.listeners import actions, commands, events, run_commands, shortcuts, views
+from bot.slack.listeners import actions, commands, events, quarantine_commands, run_commands, shortcuts, views
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ def create_app(runtime: Runtime, *, submit_flag: SubmitFlag | None = None) -> Ap
     )
     for module in (events, shortcuts, actions, views):
         module.register(app, deps)
-    commands.register(app, deps, extra=run_commands.subcommands(client, runtime))
+    commands.register(app, deps, extra=[*run_commands.subcommands(client, runtime),
+                                        *quarantine_commands.subcommands(app, deps)])
 
     @app.middleware
     def count_requests(body: dict[str, Any], next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
