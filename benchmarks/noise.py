@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.core.usage import Usage  # noqa: E402
 from bot.corpus.schema import Case  # noqa: E402
-from bot.evals.confirm import ConfirmPolicy  # noqa: E402
+from bot.evals.confirm import Confirmation, ConfirmPolicy  # noqa: E402
 from bot.evals.rerun import flip_direction, pool_reference, rerun_flips, tally_of  # noqa: E402
 from bot.evals.runner import Runner  # noqa: E402
 from bot.evals.stats import Tally  # noqa: E402
@@ -89,6 +89,7 @@ async def simulate(args: argparse.Namespace, *, quiet: bool = False) -> tuple[in
     model = NoisyModel(rates, args.seed)
     policy = ConfirmPolicy()
     history: dict[str, list[tuple[Tally, bool, str]]] = {c.id: [] for c in cases}  # oldest first
+    pending: dict[str, Confirmation] = {}  # last night's unconfirmed regressions
     scheduled_calls = rerun_calls = 0
     false_before = false_after = 0
     caught: dict[str, int] = {}
@@ -106,7 +107,8 @@ async def simulate(args: argparse.Namespace, *, quiet: bool = False) -> tuple[in
         flips = [o.case.id for o in outcomes if flip_direction(statuses.get(o.case.id), o.status) == "regression"]
         mid = model.calls
         outcomes, confirmations = await rerun_flips(runner, outcomes, baseline_status=statuses, references=references,
-                                                    policy=policy)
+                                                    policy=policy, pending=pending)
+        pending = {cid: c for cid, c in confirmations.items() if c.direction == "regression" and c.decision == "unconfirmed"}
         rerun_calls += model.calls - mid
         confirmed = [cid for cid, c in confirmations.items() if c.direction == "regression" and c.decision == "confirmed"]
         wrong = [cid for cid in confirmed if cid not in drops or night < half]

@@ -5,12 +5,13 @@ dataclasses (no ORM objects), so the CLI report, JUnit output and the Slack dige
 
 Categories, for each case of the run (a case can be in several lists, e.g. a flaky regression):
 - `regressions`: passed in the baseline, fails now, and confirmed by re-running when the run re-ran it
-  (bot/evals/confirm.py): a flip the re-run did not confirm is in `unconfirmed` instead.
+  (bot/evals/confirm.py): a flip the re-run did not confirm is in `unconfirmed` instead. A regression the
+  baseline left unconfirmed and this run confirmed (the case kept failing) is a regression too.
 - `fixes`: failed in the baseline, passes now (confirmed, likewise).
 - `unconfirmed`: flips (either way) that the re-run did not confirm: noise until shown otherwise.
 - `new`: not in the baseline (whatever its status now).
 - `removed`: in the baseline but not in this run (deleted, or left out by --case/--tag).
-- `still_failing`: fails now and did not pass in the baseline (failed, or errored there).
+- `still_failing`: fails now and did not pass in the baseline (failed, or errored there), unless it is a regression.
 - `errors`: could not be graded now (the target or the judge kept failing).
 - `flaky`: its trials both passed and failed now, or across runs (see `History`).
 - `quarantined`: marked `quarantined: true` in its case file when the run started (never fails the gate).
@@ -256,17 +257,26 @@ def compare_runs(session: Session, run_id: int, baseline_id: int | None = None) 
     def doubted(case: CaseStatus) -> bool:
         return case.confirmation is not None and case.confirmation.decision == "unconfirmed"
 
+    def confirmed_drop(case: CaseStatus) -> bool:  # also a drop left open by the baseline and confirmed now
+        c = case.confirmation
+        return c is not None and c.direction == "regression" and c.decision == "confirmed" and case.status == "fail"
+
+    regressions = [c for c in cases if (was[c.case_id] == "pass" and c.status == "fail" and not doubted(c))
+                   or confirmed_drop(c)]
+    regressed = {c.case_id for c in regressions}
+
     changes = describe(records.target_info(baseline).get(SYSTEM_KEY), records.target_info(run).get(SYSTEM_KEY)) \
         if baseline else []
     return Comparison(
         run=RunSummary.of(run),
         baseline=RunSummary.of(baseline) if baseline else None,
         cases=cases,
-        regressions=[c for c in cases if was[c.case_id] == "pass" and c.status == "fail" and not doubted(c)],
+        regressions=regressions,
         fixes=[c for c in cases if was[c.case_id] == "fail" and c.status == "pass" and not doubted(c)],
         new=[c for c in cases if was[c.case_id] is None],
         removed=[RemovedCase(r.case_id, r.title, r.status) for cid, r in sorted(before.items()) if cid not in now_ids],
-        still_failing=[c for c in cases if c.status == "fail" and was[c.case_id] in ("fail", "error")],
+        still_failing=[c for c in cases if c.status == "fail" and was[c.case_id] in ("fail", "error")
+                       and c.case_id not in regressed],
         errors=[c for c in cases if c.status == "error"],
         flaky=[c for c in cases if c.flaky or c.flaky_across_runs],
         unconfirmed=[c for c in cases if doubted(c)],

@@ -30,7 +30,7 @@ from bot.evals.compare import QUARANTINE_KEY, Comparison, compare_runs, resolve_
 from bot.evals.config import EvalConfig, fingerprint, load_eval_config
 from bot.evals.confirm import ConfirmPolicy
 from bot.evals.judge import Judge
-from bot.evals.rerun import CONFIRM_KEY, reference_tallies, rerun_flips
+from bot.evals.rerun import CONFIRM_KEY, pending_flips, reference_tallies, rerun_flips
 from bot.evals.runner import Progress, Runner
 from bot.evals.targets import Target, build_target
 from bot.runtime import Runtime
@@ -202,8 +202,9 @@ async def _run_sync(rt: Runtime, run_id: int, cases: Sequence[Case], runner: Run
             statuses = {r.case_id: r.status for r in records.case_results(session, base_id)} if base_id else {}
             references = reference_tallies(session, baseline_id=base_id, case_ids=[c.id for c in cases],
                                            runs=history_runs) if base_id else {}
+            pending = pending_flips(records.target_info(baseline).get(CONFIRM_KEY) or {}) if baseline else {}
         outcomes, confirmations = await rerun_flips(runner, outcomes, baseline_status=statuses, references=references,
-                                                    policy=policy or ConfirmPolicy())
+                                                    policy=policy or ConfirmPolicy(), pending=pending)
         with session_scope(rt.engine) as session:
             run = records.get_run(session, run_id)
             assert run is not None

@@ -61,9 +61,10 @@ def flip_direction(baseline_status: str | None, status_now: str) -> Direction | 
 
 
 async def _confirm_one(runner: Runner, outcome: CaseOutcome, direction: Direction, reference: Tally,
-                       policy: ConfirmPolicy, slots: asyncio.Semaphore) -> tuple[CaseOutcome, Confirmation]:
+                       policy: ConfirmPolicy, slots: asyncio.Semaphore,
+                       carried: Tally = Tally(0, 0)) -> tuple[CaseOutcome, Confirmation]:
     trials = list(outcome.trials)
-    initial = current = tally_of(outcome)
+    initial = current = carried + tally_of(outcome)
     while plan_next(direction, reference, current, initial=initial, policy=policy):
         async with slots:
             trial = await runner.run_trial(outcome.case, len(trials))
@@ -76,13 +77,34 @@ async def _confirm_one(runner: Runner, outcome: CaseOutcome, direction: Directio
     return redone, decide(direction, reference, current, status_now=status, initial=initial, policy=policy)
 
 
+def pending_flips(recorded: Mapping[str, dict]) -> dict[str, Confirmation]:
+    """The baseline's unconfirmed regressions (from its recorded confirmations): still open if the case fails again."""
+    pending = {}
+    for case_id, data in recorded.items():
+        confirmation = Confirmation.from_dict(data)
+        if confirmation.direction == "regression" and confirmation.decision == "unconfirmed":
+            pending[case_id] = confirmation
+    return pending
+
+
 async def rerun_flips(runner: Runner, outcomes: Sequence[CaseOutcome], *, baseline_status: Mapping[str, str],
-                      references: Mapping[str, Tally], policy: ConfirmPolicy) -> tuple[list[CaseOutcome], dict[str, Confirmation]]:
-    """Re-run every flipped case; the outcomes (in order, flipped ones with their re-run trials) and the confirmations."""
+                      references: Mapping[str, Tally], policy: ConfirmPolicy,
+                      pending: Mapping[str, Confirmation] | None = None) -> tuple[list[CaseOutcome], dict[str, Confirmation]]:
+    """Re-run every flipped case; the outcomes (in order, flipped ones with their re-run trials) and the confirmations.
+
+    A case whose regression the baseline left unconfirmed (`pending`) and that fails again is re-run too, against
+    the reference of that first flip and with the trials since then carried over, so a real drop that came out
+    ambiguous on its first night is still confirmed on a later one.
+    """
     slots = asyncio.Semaphore(runner.concurrency)
     jobs: dict[int, asyncio.Task[tuple[CaseOutcome, Confirmation]]] = {}
     async with asyncio.TaskGroup() as group:
         for index, outcome in enumerate(outcomes):
+            open_flip = (pending or {}).get(outcome.case.id)
+            if open_flip is not None and outcome.status == "fail":
+                jobs[index] = group.create_task(_confirm_one(runner, outcome, "regression", open_flip.reference, policy,
+                                                             slots, carried=open_flip.current))
+                continue
             direction = flip_direction(baseline_status.get(outcome.case.id), outcome.status)
             reference = references.get(outcome.case.id)
             if direction is None or reference is None or reference.total == 0:

@@ -122,3 +122,18 @@ def test_the_reference_goes_back_no_further_than_the_last_re_run(rt_db):
         only_one = reference_tallies(session, baseline_id=comparisons[1].run.id, case_ids=[CASE], runs=1)
     assert at_night_2 == {CASE: Tally(2, 2)} and only_one == {CASE: Tally(1, 1)}
     assert at_night_3 == {CASE: Tally(0, 6)}  # the re-run night starts a new regime: the passes before it are left out
+
+
+def test_a_drop_left_unconfirmed_is_confirmed_the_next_night_it_fails(rt):
+    from tests.helpers.evals import FakeTarget
+
+    # three passing nights; then a fail whose re-run passes once and fails 14 times (1/16 against 3/3: p 0.004, not
+    # confirmed after three rounds); the next night it fails again and every re-run fails
+    target = FakeTarget(GOOD_REPLY, GOOD_REPLY, GOOD_REPLY, BAD_REPLY, GOOD_REPLY, default=BAD_REPLY)
+    *_, ambiguous, later = _nights(rt, target, 5)
+    assert ambiguous.regressions == [] and [c.case_id for c in ambiguous.unconfirmed] == [CASE]
+    assert ambiguous.cases[0].trials == 16 and ambiguous.cases[0].confirmation.p_value > POLICY.alpha
+    assert [c.case_id for c in later.regressions] == [CASE] and later.still_failing == []
+    confirmation = later.regressions[0].confirmation
+    assert (confirmation.decision, confirmation.reference, confirmation.current) == ("confirmed", Tally(3, 3), Tally(1, 22))
+    assert confirmation.rerun_tally == Tally(0, 5)
