@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, or_, select
@@ -37,6 +37,7 @@ class Item:
     detail: str | None  # the failing expectation, the judge's reason or the error; flaky: how often it passed
     permalink: str | None  # the Slack thread it was captured from
     status: str  # pass | fail | error (now)
+    judged: bool = False  # a rubric verdict of the judge failed it (the digest offers "the judge was wrong")
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,11 @@ def _flaky_detail(case: CaseStatus) -> str:
     return detail + (" · quarantined" if case.quarantined else "")
 
 
+def _judged(case: CaseStatus) -> bool:
+    """A failed rubric verdict among the case's problems (graders write 'kind: message', one a line)."""
+    return any(_TRIAL_PREFIX.sub("", line).startswith("rubric: ") for line in (case.failure or "").splitlines())
+
+
 def _rerun_detail(case: CaseStatus, failure: str | None) -> str | None:
     """'0/5 on re-run (10/10 before)' ahead of the failure, for a case the run re-ran."""
     c = case.confirmation
@@ -161,7 +167,8 @@ def build_digest(comparison: Comparison, history: Sequence[RunSummary] = ()) -> 
         passed=run.passed, failed=run.failed, errored=run.errored, pass_rate=run.pass_rate,
         pass_rate_change=comparison.pass_rate_change,
         baseline_run_id=comparison.baseline.id if comparison.baseline else None,
-        regressions=tuple(_item(c, _rerun_detail(c, first_line(c.failure))) for c in comparison.regressions),
+        regressions=tuple(replace(_item(c, _rerun_detail(c, first_line(c.failure))), judged=_judged(c))
+                          for c in comparison.regressions),
         fixes=tuple(_item(c, None) for c in comparison.fixes),
         new=tuple(_item(c, _new_detail(c)) for c in comparison.new),
         errors=tuple(_item(c, first_line(c.failure)) for c in comparison.errors),

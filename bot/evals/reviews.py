@@ -15,13 +15,15 @@ from sqlmodel import Session, col, select
 
 from bot.core.clock import utcnow
 from bot.core.errors import RunNotFoundError
+from bot.corpus.files import Corpus
+from bot.corpus.schema import Rubric
 from bot.evals import records
 from bot.evals.judge import Example
 from bot.store.tables import JudgeReview
 
 FEW_SHOT = 3  # corrected examples per rubric given to the judge
 
-__all__ = ["Agreement", "Example", "agreement", "few_shot", "review_verdict"]
+__all__ = ["Agreement", "Example", "agreement", "correct_judge", "few_shot", "review_verdict"]
 
 
 def review_verdict(session: Session, *, run_id: int, case_id: str, rubric: str, human_passed: bool, reviewer: str,
@@ -99,3 +101,17 @@ def few_shot(session: Session, rubrics: Iterable[str], *, limit: int = FEW_SHOT)
         if len(chosen) < limit and review.reply is not None:
             chosen.append(Example(review.reply, review.human_passed, review.note))
     return examples
+
+
+def correct_judge(session: Session, corpus: Corpus, *, run_id: int, case_id: str, reviewer: str) -> JudgeReview:
+    """'The judge was wrong' on a case's first failed rubric verdict in a run (the digest's button): a review that
+    passes the reply the judge failed."""
+    case = corpus.get(case_id)
+    rubrics = [e.rubric for e in case.expect if isinstance(e, Rubric)]
+    for row in records.trial_results(session, run_id, case_id=case.id):
+        graded = [v for v in row.verdicts if v.get("kind") == "rubric" and not v.get("error")]
+        for index, verdict in enumerate(graded):
+            if not verdict.get("passed") and index < len(rubrics):
+                return review_verdict(session, run_id=run_id, case_id=case.id, rubric=rubrics[index], human_passed=True,
+                                      reviewer=reviewer, trial=row.trial, rubric_index=index)
+    raise RunNotFoundError(f"run {run_id} has no failed judge verdict of {case.id} to correct")

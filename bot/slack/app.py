@@ -14,7 +14,7 @@ from bot.runtime import Runtime
 from bot.slack.client import make_web_client, sign_in
 from bot.slack.deps import SubmitFlag, build_deps
 from bot.slack.flows.flagging import handle_flag
-from bot.slack.listeners import actions, commands, events, quarantine_commands, run_commands, shortcuts, views
+from bot.slack.listeners import actions, commands, events, judge_actions, quarantine_commands, run_commands, shortcuts, views
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def create_app(runtime: Runtime, *, submit_flag: SubmitFlag | None = None) -> Ap
     deps.submit_flag = submit_flag or (
         lambda flag, response_url: metrics.CAPTURES.labels(handle_flag(deps, client, flag, response_url=response_url)).inc()
     )
-    for module in (events, shortcuts, actions, views):
+    for module in (events, shortcuts, actions, views, judge_actions):
         module.register(app, deps)
     commands.register(app, deps, extra=[*run_commands.subcommands(client, runtime),
                                         *quarantine_commands.subcommands(app, deps)])

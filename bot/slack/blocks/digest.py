@@ -210,11 +210,35 @@ def digest_message(digest: Digest) -> Message:
         if items:
             block, _ = list_section(HEADINGS[name], items)
             blocks.append(block)
+            if name == "regressions" and any(i.judged for i in items):
+                blocks.append(judge_buttons(digest.run_id, items))
     blocks.append({"type": "divider"})
     blocks.append({"type": "context", "elements": usage_elements(digest)})
     if digest.judge_agreement:
         blocks.append({"type": "context", "elements": [_mrkdwn(":scales: " + escape(clip(digest.judge_agreement, 500)))]})
     return Message(summary_text(digest), blocks)
+
+
+JUDGE_WRONG_ACTION = "evalbot_judge_wrong"
+
+
+def judge_value(run_id: int, case_id: str) -> str:
+    return f"{run_id}|{case_id}"
+
+
+def parse_judge_value(value: str) -> tuple[int, str]:
+    """(run id, case id) of a 'judge was wrong' button."""
+    run, _, case_id = value.partition("|")
+    return int(run), case_id
+
+
+def judge_buttons(run_id: int, items: Sequence[Item]) -> Block:
+    """One "Judge wrong" button per regression the judge failed (at most MAIN_ITEMS): a maintainer's correction."""
+    return {"type": "actions", "block_id": "evalbot_judge_review", "elements": [
+        {"type": "button", "action_id": f"{JUDGE_WRONG_ACTION}_{n}", "value": judge_value(run_id, item.case_id),
+         "text": {"type": "plain_text", "text": clip(f"Judge wrong: {item.case_id}", 75), "emoji": True}}
+        for n, item in enumerate([i for i in items if i.judged][:MAIN_ITEMS])
+    ]}
 
 
 def changes_section(digest: Digest) -> Block:
