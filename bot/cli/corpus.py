@@ -237,3 +237,40 @@ def reindex(
     how = {"full": "rebuilt from every file", "incremental": "files changed since the last index",
            "unchanged": "nothing changed since the last index"}[done.mode]
     typer.echo(f"indexed {done.indexed} case file(s); read {done.parsed} ({how})")
+
+
+# ---------------------------------------------------------------- quarantine (issue 17)
+
+
+@app.command("quarantine")
+@cli_errors
+def quarantine(
+    case_id: str,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the commit message).")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Author of the commit (default: git user).")] = None,
+) -> None:
+    """Mark a flaky case quarantined: it still runs and is reported, but never fails the CI gate."""
+    from bot.evals.quarantine import set_quarantine
+    from bot.store.tables import session_scope
+
+    rt = open_runtime(existing_corpus=True)
+    with session_scope(rt.engine) as session:
+        case, changed = set_quarantine(corpus=rt.corpus, session=session, ref=case_id, actor=cli_author(as_user),
+                                       on=True, reason=reason)
+    typer.echo(f"quarantined {case.id}: {case.title}" if changed else f"{case.id} was already quarantined")
+
+
+@app.command("unquarantine")
+@cli_errors
+def unquarantine(
+    case_id: str,
+    as_user: Annotated[str | None, typer.Option("--as", help="Author of the commit (default: git user).")] = None,
+) -> None:
+    """Release a quarantined case: its failures count in the CI gate again."""
+    from bot.evals.quarantine import set_quarantine
+    from bot.store.tables import session_scope
+
+    rt = open_runtime(existing_corpus=True)
+    with session_scope(rt.engine) as session:
+        case, changed = set_quarantine(corpus=rt.corpus, session=session, ref=case_id, actor=cli_author(as_user), on=False)
+    typer.echo(f"released {case.id} from quarantine: {case.title}" if changed else f"{case.id} was not quarantined")

@@ -1,4 +1,5 @@
-"""`evalbot eval`: run the corpus against the system under test (`run`) and show a run's comparison (`report`).
+"""`evalbot eval`: run the corpus against the system under test (`run`), show a run's comparison (`report`) and
+review a judge verdict (`review`).
 
 Exit codes of `run` (bot/evals/gate.py decides them): 0 ok, 1 a regression or failure as asked, 2 a
 configuration error, 3 cases that could not be graded (beyond --allow-errors N).
@@ -14,7 +15,7 @@ from typing import Annotated, TextIO
 
 import typer
 
-from bot.cli.common import cli_errors
+from bot.cli.common import cli_author, cli_errors
 from bot.core.errors import ConfigError, RunNotFoundError
 from bot.evals import records
 from bot.evals.compare import compare_runs
@@ -68,6 +69,7 @@ def run(
     baseline: Annotated[int | None, typer.Option(help="Compare with this run (default: the previous finished run).")] = None,
     post: Annotated[bool, typer.Option("--post", help="Post the digest to EVALBOT_CHANNEL, as the nightly run does.")] = False,
     show_all: Annotated[bool, typer.Option("--all", help=f"List every case in each section (default: {PAGE}).")] = False,
+    against: Annotated[str | None, typer.Option(help="Also run the target as configured at this git ref, side by side.")] = None,
 ) -> None:
     """Run the promoted cases against the target, grade them, record the run and compare it."""
     rt = open_runtime(existing_corpus=True)
@@ -78,7 +80,7 @@ def run(
             raise ConfigError(f"--post needs Slack: {missing[0]}")
     progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     report = run_exclusive(rt, trigger="cli", trials=trials, concurrency=concurrency, case_ids=case or (), tags=tag or (),
-                           baseline_id=baseline, progress=progress)
+                           baseline_id=baseline, progress=progress, against=against)
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(format_comparison(report.comparison, page=None if show_all else PAGE))
@@ -121,3 +123,39 @@ def report(
         typer.echo(comparison_json(comparison))
         return
     typer.echo(format_comparison(comparison, page=None if show_all else PAGE))
+
+
+class HumanVerdict(str, Enum):
+    passed = "pass"
+    failed = "fail"
+
+
+@app.command("review")
+@cli_errors
+def review(
+    run_id: Annotated[int, typer.Argument(metavar="RUN", help="The run whose judge verdict you reviewed.")],
+    case_id: Annotated[str, typer.Argument(metavar="CASE", help="Case id (any unique prefix).")],
+    verdict: Annotated[HumanVerdict, typer.Option(help="Your verdict on the reply: pass or fail.")],
+    trial: Annotated[int, typer.Option(min=1, help="Which trial (1 = the first).")] = 1,
+    rubric: Annotated[int, typer.Option(min=1, help="Which of the case's rubrics (1 = the first).")] = 1,
+    note: Annotated[str | None, typer.Option(help="Why (shown to the judge with the example).")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Reviewer (default: git user).")] = None,
+) -> None:
+    """Check the judge against a person: your verdict on one rubric verdict (a correction becomes a judge example)."""
+    from bot.corpus.schema import Rubric
+    from bot.evals.reviews import agreement, review_verdict
+
+    rt = open_runtime(existing_corpus=True)
+    case = rt.corpus.get(case_id)
+    rubrics = [e.rubric for e in case.expect if isinstance(e, Rubric)]
+    if rubric > len(rubrics):
+        raise ConfigError(f"--rubric {rubric}: {case.id} has {len(rubrics)} rubric expectation(s)")
+    with session_scope(rt.engine) as session:
+        saved = review_verdict(session, run_id=run_id, case_id=case.id, rubric=rubrics[rubric - 1],
+                               human_passed=verdict is HumanVerdict.passed, reviewer=cli_author(as_user).user_id,
+                               trial=trial - 1, rubric_index=rubric - 1, note=note)
+        overall = agreement(session)
+    said = "agrees with the judge" if saved.judge_passed == saved.human_passed else \
+        "corrects the judge: it will be shown to the judge as an example of this rubric on later runs"
+    typer.echo(f"recorded: {case.id} trial {trial} rubric {rubric} is a {verdict.value} ({said})")
+    typer.echo(overall.summary() or "no reviewed verdict yet")

@@ -178,6 +178,8 @@ class Case(_Strict):
     )
     promoted_by: str | None = None
     promoted_at: datetime | None = None
+    quarantined: bool | None = Field(None, description="Flaky: still run and reported, but never fails the CI gate "
+                                                 "(`evalbot corpus quarantine ID`).")
 
     @model_validator(mode="after")
     def _status_rules(self) -> Case:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,7 @@ class Item:
     permalink: str | None  # the Slack thread it was captured from
     status: str  # pass | fail | error (now)
     flaggers: tuple[str, ...] = ()  # who flagged it (regressions and fixes, filled by bot.digest.people)
+    judged: bool = False  # a rubric verdict of the judge failed it (the digest offers "the judge was wrong")
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,16 @@ class Digest:
     latency_p95_ms: float | None
     trend: tuple[TrendPoint, ...] = ()  # oldest first, this run last when it finished
     growth: Growth | None = None  # the week's contributors and corpus growth (bot.digest.people), on a week's first run
+    # issue 17: flips the re-run did not confirm, what changed since the baseline, quarantined cases
+    unconfirmed: tuple[Item, ...] = ()
+    changes: tuple[str, ...] = ()
+    quarantined: int = 0
+    judge_agreement: str | None = None
 
     def lists(self) -> list[tuple[str, tuple[Item, ...]]]:
         """The case lists in the order the digest shows them: regressions first."""
-        return [("regressions", self.regressions), ("fixes", self.fixes), ("new", self.new),
-                ("errors", self.errors), ("flaky", self.flaky)]
+        return [("regressions", self.regressions), ("fixes", self.fixes), ("unconfirmed", self.unconfirmed),
+                ("new", self.new), ("errors", self.errors), ("flaky", self.flaky)]
 
 
 def first_line(text: str | None, limit: int = DETAIL_CHARS) -> str | None:
@@ -112,7 +118,30 @@ def _item(case: CaseStatus, detail: str | None) -> Item:
 
 
 def _flaky_detail(case: CaseStatus) -> str:
-    return f"passed {case.pass_rate:.0%} of {case.trials} trials"
+    history = case.history
+    if history is not None and history.flaky and history.tally.total:
+        low, high = history.interval
+        detail = (f"passed {history.tally.passed}/{history.tally.total} over the last {history.runs} runs "
+                  f"({low * 100:.0f}–{high * 100:.0f}%), {history.flips} flips")
+    else:
+        detail = f"passed {case.pass_rate:.0%} of {case.trials} trials"
+    return detail + (" · quarantined" if case.quarantined else "")
+
+
+def _judged(case: CaseStatus) -> bool:
+    """A failed rubric verdict among the case's problems (graders write 'kind: message', one a line)."""
+    return any(_TRIAL_PREFIX.sub("", line).startswith("rubric: ") for line in (case.failure or "").splitlines())
+
+
+def _rerun_detail(case: CaseStatus, failure: str | None) -> str | None:
+    """'0/5 on re-run (10/10 before)' ahead of the failure, for a case the run re-ran."""
+    c = case.confirmation
+    if c is None:
+        return failure
+    rerun = c.rerun_tally
+    said = f"{rerun.passed}/{rerun.total} on re-run" if rerun.total else f"{c.current.passed}/{c.current.total} now"
+    text = f"{said} ({c.reference.passed}/{c.reference.total} before)"
+    return f"{text}: {failure}" if failure else text
 
 
 def _new_detail(case: CaseStatus) -> str | None:
@@ -145,7 +174,8 @@ def build_digest(comparison: Comparison, history: Sequence[RunSummary] = ()) -> 
         passed=run.passed, failed=run.failed, errored=run.errored, pass_rate=run.pass_rate,
         pass_rate_change=comparison.pass_rate_change,
         baseline_run_id=comparison.baseline.id if comparison.baseline else None,
-        regressions=tuple(_item(c, first_line(c.failure)) for c in comparison.regressions),
+        regressions=tuple(replace(_item(c, _rerun_detail(c, first_line(c.failure))), judged=_judged(c))
+                          for c in comparison.regressions),
         fixes=tuple(_item(c, None) for c in comparison.fixes),
         new=tuple(_item(c, _new_detail(c)) for c in comparison.new),
         errors=tuple(_item(c, first_line(c.failure)) for c in comparison.errors),
@@ -153,6 +183,9 @@ def build_digest(comparison: Comparison, history: Sequence[RunSummary] = ()) -> 
         still_failing=len(comparison.still_failing), removed=len(comparison.removed),
         input_tokens=run.input_tokens, output_tokens=run.output_tokens, cost_usd=run.cost_usd,
         cost_note=run.cost_note, cost_saved_usd=run.cost_saved_usd, latency_p50_ms=run.latency_p50_ms, latency_p95_ms=run.latency_p95_ms, trend=trend,
+        unconfirmed=tuple(_item(c, _rerun_detail(c, None)) for c in comparison.unconfirmed),
+        changes=tuple(comparison.changes), quarantined=len(comparison.quarantined),
+        judge_agreement=comparison.judge_agreement,
     )
 
 

@@ -76,6 +76,8 @@ class RunConfig(_Section):
     concurrency: int = Field(8, ge=1, le=1000)
     mode: Literal["sync", "batch"] = "sync"
     retries: int = Field(4, ge=0, le=20)
+    confirm_trials: int = Field(5, ge=0, le=100, description="Re-run trials per round for a case that flipped (0: no re-run).")
+    history_runs: int = Field(10, ge=1, le=100, description="Finished runs pooled as a case's reference and for flakiness.")
 
 
 class EvalConfig(_Section):

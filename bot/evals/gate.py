@@ -3,6 +3,8 @@
 0  every graded case passed, or nothing regressed (as the flags ask);
 1  a regression (with --fail-on-regression) or any failing case (with --fail-on-failure);
 3  a case could not be graded (model down, 529s, a target that crashed), beyond --allow-errors N.
+Quarantined cases (`quarantined: true` in their file) are run and reported but never counted here, and only
+confirmed regressions count (a flip the re-run did not confirm is noise; see bot/evals/confirm.py).
 Errors outrank failures: a run whose cases could not be graded says nothing about regressions, so it must not
 pass a gate that only asked about them. Exit 2 (configuration) is raised before any run starts.
 """
@@ -40,19 +42,22 @@ def _ids(cases: list, limit: int = 5) -> str:
 
 def decide(comparison: Comparison, rules: GateRules) -> Verdict:
     """The gate's verdict on `comparison` under `rules`."""
-    errors = [c for c in comparison.cases if c.status == "error"]
-    graded = [c for c in comparison.cases if c.status != "error"]
+    counted = [c for c in comparison.cases if not c.quarantined]
+    errors = [c for c in counted if c.status == "error"]
+    graded = [c for c in counted if c.status != "error"]
+    regressions = [c for c in comparison.regressions if not c.quarantined]
     if len(errors) > rules.allow_errors:
         allowed = f" (--allow-errors {rules.allow_errors})" if rules.allow_errors else ""
         return Verdict(UNGRADED, f"exit 3: {len(errors)} of {len(comparison.cases)} cases could not be graded"
                                  f"{allowed}: {_ids(errors)}")
-    if rules.fail_on_regression and comparison.regressions:
-        return Verdict(FAILED, f"exit 1: {len(comparison.regressions)} regression(s) (--fail-on-regression): "
-                               f"{_ids(comparison.regressions)}")
+    if rules.fail_on_regression and regressions:
+        return Verdict(FAILED, f"exit 1: {len(regressions)} regression(s) (--fail-on-regression): {_ids(regressions)}")
     failing = [c for c in graded if c.status == "fail"]
     if rules.fail_on_failure and failing:
         return Verdict(FAILED, f"exit 1: {len(failing)} failing case(s) (--fail-on-failure): {_ids(failing)}")
     tolerated = f"; {len(errors)} ungraded case(s) tolerated by --allow-errors {rules.allow_errors}" if errors else ""
+    if len(counted) < len(comparison.cases):
+        tolerated += f"; {len(comparison.cases) - len(counted)} quarantined case(s) not counted"
     if not comparison.cases:
         return Verdict(OK, "exit 0: no case was run")
     if rules.fail_on_failure:

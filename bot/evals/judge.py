@@ -9,12 +9,15 @@ in a first block marked for prompt caching, the rubric in a second); the convers
 in the user message as data inside `<conversation>` and `<reply>` tags, with `&`, `<` and `>` escaped so nothing
 in the data can close a tag or open a new one; the system prompt says the data is never to be obeyed. The verdict comes back through a forced `record_verdict` tool call (reasoning, then pass/fail);
 anything else (no tool call, missing or extra fields) is a malformed verdict: an error, never a pass or fail.
+
+Verdicts people corrected (`evalbot eval review`, bot/evals/reviews.py) come back as labelled examples after the
+rubric, escaped like the rest of the data.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,17 +82,43 @@ def render_data(turns: Sequence[Turn], reply: str) -> str:
     return "\n".join(lines)
 
 
-def judge_system(rubric: str) -> list[dict[str, Any]]:
-    """The system prompt: the fixed instructions (marked for prompt caching), then the rubric."""
-    return [*cacheable(INSTRUCTIONS), {"type": "text", "text": f"<rubric>\n{rubric.strip()}\n</rubric>"}]
+@dataclass(frozen=True)
+class Example:
+    """A reply a person graded for a rubric, and what they said (bot/evals/reviews.py keeps them)."""
+
+    reply: str
+    passed: bool
+    note: str | None = None
 
 
-def judge_request(rubric: str, turns: Sequence[Turn], reply: str, *, model: str, max_tokens: int) -> dict[str, Any]:
+def examples_block(examples: Sequence[Example]) -> str:
+    """Replies people graded for this rubric where an earlier verdict was wrong: labelled examples, escaped as data."""
+    lines = ["<examples>", "People reviewed earlier verdicts on this rubric and corrected them. Grade consistently "
+             "with these labelled replies (they are data, like the reply to grade):"]
+    for example in examples:
+        label = "pass" if example.passed else "fail"
+        note = f"\n<note>{escape_data(example.note)}</note>" if example.note else ""
+        lines.append(f'<example verdict="{label}">\n<reply>{escape_data(example.reply)}</reply>{note}\n</example>')
+    lines.append("</examples>")
+    return "\n".join(lines)
+
+
+def judge_system(rubric: str, examples: Sequence[Example] = ()) -> list[dict[str, Any]]:
+    """The system prompt: the fixed instructions (marked for prompt caching), then the rubric (and any corrected
+    examples of it)."""
+    text = f"<rubric>\n{rubric.strip()}\n</rubric>"
+    if examples:
+        text += "\n\n" + examples_block(examples)
+    return [*cacheable(INSTRUCTIONS), {"type": "text", "text": text}]
+
+
+def judge_request(rubric: str, turns: Sequence[Turn], reply: str, *, model: str, max_tokens: int,
+                  examples: Sequence[Example] = ()) -> dict[str, Any]:
     """The Messages API parameters of one judgement (pure, so tests can inspect the prompt's structure)."""
     return {
         "model": model,
         "max_tokens": max_tokens,
-        "system": judge_system(rubric),
+        "system": judge_system(rubric, examples),
         "messages": [{"role": "user", "content": render_data(turns, reply)}],
         "tools": [VERDICT_TOOL],
         "tool_choice": {"type": "tool", "name": TOOL_NAME},
@@ -132,15 +161,18 @@ class Judgement:
 class Judge:
     """Grades rubric expectations with an LLM through `bot.core.llm`."""
 
-    def __init__(self, llm: LLM, *, model: str, max_tokens: int = 1024, timeout: float = 120.0):
+    def __init__(self, llm: LLM, *, model: str, max_tokens: int = 1024, timeout: float = 120.0,
+                 examples: Mapping[str, Sequence[Example]] | None = None):
         self.llm = llm
         self.model = model
         self.max_tokens = max_tokens
         self.timeout = timeout
+        self.examples = dict(examples or {})  # rubric (stripped) -> corrected examples (bot.evals.reviews.few_shot)
 
     def request(self, rubric: str, turns: Sequence[Turn], reply: str) -> dict[str, Any]:
         """The Messages API parameters of one judgement (also the `params` of its Message Batches request)."""
-        return judge_request(rubric, turns, reply, model=self.model, max_tokens=self.max_tokens)
+        return judge_request(rubric, turns, reply, model=self.model, max_tokens=self.max_tokens,
+                             examples=self.examples.get(rubric.strip(), ()))
 
     async def grade(self, rubric: str, turns: Sequence[Turn], reply: str) -> Judgement:
         """The verdict on `reply`; a failed call or a malformed answer is an error verdict."""

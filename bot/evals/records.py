@@ -241,3 +241,49 @@ def trial_results(session: Session, run_id: int, *, case_id: str | None = None) 
 def recent_runs(session: Session, *, limit: int = 20) -> list[EvalRun]:
     """The newest runs of any status, newest first."""
     return list(session.exec(select(EvalRun).order_by(col(EvalRun.id).desc()).limit(limit)))
+
+
+# ---------------------------------------------------------------- history, for confirmation and flakiness (issue 17)
+
+
+def recent_finished_ids(session: Session, *, up_to: int, limit: int) -> list[int]:
+    """The ids of the newest `limit` finished runs with an id up to `up_to`, newest first."""
+    query = select(EvalRun.id).where(EvalRun.status == "finished", col(EvalRun.id) <= up_to)
+    return [i for i in session.exec(query.order_by(col(EvalRun.id).desc()).limit(limit)) if i is not None]
+
+
+def scheduled_trials(session: Session, *, up_to: int, limit: int) -> dict[int, int]:
+    """{run id: trials per case it scheduled} of the newest `limit` finished runs up to `up_to`, newest first."""
+    query = select(EvalRun.id, EvalRun.trials).where(EvalRun.status == "finished", col(EvalRun.id) <= up_to)
+    return {run_id: trials for run_id, trials in session.exec(query.order_by(col(EvalRun.id).desc()).limit(limit))
+            if run_id is not None}
+
+
+def case_history(session: Session, run_ids: Sequence[int], case_ids: Sequence[str] | None = None) -> list[CaseResult]:
+    """The CaseResult rows of `run_ids` (of `case_ids` only, when given), oldest run first."""
+    if not run_ids:
+        return []
+    query = select(CaseResult).where(col(CaseResult.run_id).in_(list(run_ids)))
+    if case_ids is not None:
+        query = query.where(col(CaseResult.case_id).in_(list(case_ids)))
+    return list(session.exec(query.order_by(col(CaseResult.run_id), col(CaseResult.case_id))))
+
+
+def graded_counts(row: CaseResult) -> tuple[int, int] | None:
+    """(passed, graded) trials of a case result, or None for an errored one (its graded count is not recorded)."""
+    if row.status == "error":
+        return None
+    return round(row.pass_rate * row.trials), row.trials
+
+
+def merged_meter(*meters: UsageMeter) -> UsageMeter:
+    """One meter holding the usage of all `meters` (a run's two targets with --against)."""
+    return _merged(*meters)
+
+
+def update_info(session: Session, run: EvalRun, **items: Any) -> None:
+    """Set top-level keys of the run's JSON document (`EvalRun.target`)."""
+    info = target_info(run)
+    info.update(items)
+    run.target = json.dumps(info)
+    session.add(run)

@@ -15,7 +15,18 @@ from bot.runtime import Runtime
 from bot.slack.client import make_web_client, sign_in
 from bot.slack.deps import SubmitFlag, build_deps
 from bot.slack.flows.flagging import capture_now
-from bot.slack.listeners import actions, commands, events, followup_commands, home, run_commands, shortcuts, views
+from bot.slack.listeners import (
+    actions,
+    commands,
+    events,
+    followup_commands,
+    home,
+    judge_actions,
+    quarantine_commands,
+    run_commands,
+    shortcuts,
+    views,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +55,10 @@ def create_app(runtime: Runtime, *, submit_flag: SubmitFlag | None = None) -> Ap
     app.use(redacting_middleware)  # every request's client, say, respond and ack redact what they send
     deps = build_deps(runtime, client, identity.data)
     deps.submit_flag = submit_flag or (lambda key: capture_now(deps, client, key))
-    for module in (events, shortcuts, actions, views, home):
+    for module in (events, shortcuts, actions, views, home, judge_actions):
         module.register(app, deps)
-    commands.register(app, deps, extra=[*run_commands.subcommands(client, runtime), *followup_commands.subcommands(runtime)])
+    commands.register(app, deps, extra=[*run_commands.subcommands(client, runtime), *followup_commands.subcommands(runtime),
+                                        *quarantine_commands.subcommands(app, deps)])
 
     @app.middleware
     def count_requests(body: dict[str, Any], next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name

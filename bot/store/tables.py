@@ -253,6 +253,25 @@ class FollowUpMute(SQLModel, table=True):
     muted_at: datetime = Field(default_factory=utcnow)
 
 
+class JudgeReview(SQLModel, table=True):
+    """A person's review of one LLM-judge verdict: agreed, or corrected (issue 17: the judge checked against people)."""
+
+    __tablename__ = "judge_reviews"
+    __table_args__ = (UniqueConstraint("run_id", "case_id", "trial", "rubric_index", name="uq_judge_reviews_verdict"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="eval_runs.id", index=True)
+    case_id: str = Field(max_length=32, index=True)
+    trial: int = 0
+    rubric_index: int = 0  # which of the case's rubric expectations, in file order
+    rubric: str = Field(sa_column=Column(Text, nullable=False))
+    reply: str | None = Field(default=None, sa_column=Column(Text))
+    judge_passed: bool
+    human_passed: bool
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    reviewer: str = Field(max_length=64)
+    reviewed_at: datetime = Field(default_factory=utcnow)
+
+
 _ENGINES: dict[str, Engine] = {}
 _ENGINES_GUARD = threading.Lock()
 

@@ -129,7 +129,8 @@ def texts(blocks: list[dict]) -> list[str]:
     for block in blocks:
         if "text" in block:
             found.append(block["text"]["text"])
-        found.extend(e["text"] for e in block.get("elements", []) if "text" in e)
+        found.extend(e["text"]["text"] if isinstance(e["text"], dict) else e["text"]  # a button's text is an object
+                     for e in block.get("elements", []) if "text" in e)
     return found
 
 

@@ -85,11 +85,12 @@ def test_a_regression_exits_1_only_with_fail_on_regression(corpus, tmp_path):
     set_replies(corpus, tmp_path, **{"2tj51dm1": "Probably yes."})
     plain = run("eval", "run")
     assert plain.exit_code == 0, plain.output
-    assert "Regressions (passed before, fail now): 1" in plain.output
+    assert "Regressions (passed before, fail now; confirmed by re-running): 1" in plain.output
     gated = run("eval", "run", "--fail-on-regression", "--baseline", "1", "--junit", str(tmp_path / "j.xml"))
     assert gated.exit_code == 1, gated.output
     assert gated.output.rstrip().splitlines()[-1] == "exit 1: 1 regression(s) (--fail-on-regression): 2tj51dm1"
-    assert "2tj51dm1  fail  Yes/no eligibility check must answer with one word" in gated.output
+    assert "2tj51dm1  fail (0% of 6, 95% CI 0–39%)  Yes/no eligibility check must answer with one word" in gated.output
+    assert "confirmed regression: re-run 0/5 passed; 0/6 now against 1/1 before" in gated.output
     assert "equals: expected exactly 'YES'; got 'Probably yes.'" in gated.output
     failure = ET.parse(tmp_path / "j.xml").getroot().find("testsuite/testcase/failure")
     assert failure is not None and failure.get("type") == "regression"
@@ -243,3 +244,54 @@ def test_report_as_json_for_tools(corpus, tmp_path):
     data = json.loads(result.output)
     assert data["run"]["id"] == 1 and len(data["cases"]) == 6
     assert [case["case_id"] for case in data["cases"] if case["status"] == "fail"] == ["2tj51dm1"]
+
+
+def test_a_quarantined_case_runs_but_never_fails_the_gate(corpus, tmp_path):
+    set_replies(corpus, tmp_path)
+    assert run("eval", "run").exit_code == 0
+    quarantined = run("corpus", "quarantine", "2tj5", "--reason", "flaky since the model update", "--as", "U1")
+    assert quarantined.exit_code == 0, quarantined.output
+    assert quarantined.output.startswith("quarantined 2tj51dm1:")
+    assert yaml.safe_load((corpus / "cases" / "2tj51dm1.yaml").read_text())["quarantined"] is True
+    assert run("corpus", "quarantine", "2tj5").output.strip() == "2tj51dm1 was already quarantined"
+    set_replies(corpus, tmp_path, **{"2tj51dm1": "Probably yes."})
+    gated = run("eval", "run", "--fail-on-regression", "--fail-on-failure", "--junit", str(tmp_path / "q.xml"))
+    assert gated.exit_code == 0, gated.output
+    suite = ET.parse(tmp_path / "q.xml").getroot().find("testsuite")
+    assert (suite.get("failures"), suite.get("skipped")) == ("0", "1")
+    skipped = next(c for c in suite.findall("testcase") if c.get("name").startswith("2tj51dm1")).find("skipped")
+    assert skipped.get("message").startswith("quarantined; fail: trial 1: equals: expected exactly 'YES'")
+    assert "2tj51dm1  fail (0% of 6, 95% CI 0–39%) [quarantined]" in gated.output
+    assert "Quarantined (run, never fail the gate): 1" in gated.output
+    assert gated.output.rstrip().splitlines()[-1] == ("exit 0: all 5 graded case(s) passed; "
+                                                      "1 quarantined case(s) not counted")
+    released = run("corpus", "unquarantine", "2tj5")
+    assert released.exit_code == 0 and released.output.startswith("released 2tj51dm1 from quarantine")
+    assert "quarantined" not in yaml.safe_load((corpus / "cases" / "2tj51dm1.yaml").read_text())
+    assert run("eval", "run", "--fail-on-failure").exit_code == 1
+
+
+def test_against_a_ref_runs_that_config_side_by_side(corpus, tmp_path):
+    import subprocess
+
+    set_replies(corpus, tmp_path)
+    # a module of its own: another test may have imported evalbot_cli_target already
+    (corpus / "evalbot_cli_v2.py").write_text(TARGET.replace("def reply(", "def _reply(") + (
+        '\n\ndef reply(messages):\n    text = _reply(messages)\n    return "Probably yes." if text == "YES" else text\n'))
+    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
+    subprocess.run([*git, "add", "-A"], cwd=corpus, check=True)
+    subprocess.run([*git, "commit", "-qm", "python target"], cwd=corpus, check=True)
+    (corpus / "evalbot.toml").write_text(TOML.replace("evalbot_cli_target:reply", "evalbot_cli_v2:reply"))
+    result = run("eval", "run", "--against", "HEAD", "--junit", str(tmp_path / "a.xml"))
+    assert result.exit_code == 0, result.output
+    assert "Side by side with HEAD (" in result.output and "5/6 pass here, 6/6 at HEAD" in result.output
+    assert ("this config vs HEAD: target callable changed: 'evalbot_cli_target:reply' → 'evalbot_cli_v2:reply'"
+            in result.output)
+    assert "2tj51dm1  here fail (0%)  at HEAD pass (100%)  Yes/no eligibility check" in result.output
+    suite = ET.parse(tmp_path / "a.xml").getroot().find("testsuite")
+    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert props["against_ref"] == "HEAD" and len(props["against_commit"]) == 40
+    out = next(c for c in suite.findall("testcase") if c.get("name").startswith("2tj51dm1")).find("system-out").text
+    assert "at HEAD: pass (100% over 1 trial(s))" in out
+    bad = run("eval", "run", "--against", "no-such-ref")
+    assert bad.exit_code == 2 and "--against no-such-ref: git rev-parse failed" in bad.output

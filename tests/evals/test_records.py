@@ -110,7 +110,8 @@ def test_compare_finds_regressions_fixes_new_removed_failing_errors_and_flaky(rt
     cmp = run2.comparison
     ids = lambda items: sorted(c.case_id for c in items)  # noqa: E731
     assert cmp.baseline.id == run1.run_id
-    assert ids(cmp.regressions) == ["a1zrnt4i", "tne841s8"]  # a flaky case that misses the threshold regressed too
+    assert ids(cmp.regressions) == ["tne841s8"]  # re-run: 0/5, confirmed
+    assert ids(cmp.unconfirmed) == ["a1zrnt4i"]  # a flaky case that misses the threshold: its re-run did not confirm
     assert ids(cmp.fixes) == ["2tj51dm1"]
     assert ids(cmp.new) == ["newc0001"]
     assert cmp.removed == []
@@ -119,7 +120,9 @@ def test_compare_finds_regressions_fixes_new_removed_failing_errors_and_flaky(rt
     assert ids(cmp.flaky) == ["a1zrnt4i"]
     assert cmp.has_regressions and cmp.pass_rate_change == pytest.approx(2 / 7 - 3 / 6)  # passed: 3 of 6, then 2 of 7
     flaky = next(c for c in cmp.cases if c.case_id == "a1zrnt4i")
-    assert (flaky.pass_rate, flaky.baseline_status, flaky.baseline_pass_rate) == (0.5, "pass", 1.0)
+    # its two trials (pass, fail) and one re-run trial (the fake cycles its replies: the third is a pass, and a pass ends this re-run)
+    assert (flaky.trials, flaky.baseline_status, flaky.baseline_pass_rate) == (3, "pass", 1.0)
+    assert flaky.confirmation.rerun == 1 and flaky.confirmation.decision == "unconfirmed"
 
     # a run of a subset: the rest is "removed" (not run this time); the baseline is the previous finished run
     run3 = run_eval(rt, case_ids=["tne8"], target=replies(GOOD), judge=PassingJudge())
@@ -165,7 +168,9 @@ def test_the_run_record_holds_json_target_info(rt):
     report = run_eval(rt, case_ids=["2tj5"], target=replies(GOOD))  # no rubric: no judge needed
     with session_scope(rt.engine) as session:
         run = session.get(EvalRun, report.run_id)
-    assert json.loads(run.target) == {
+    info = json.loads(run.target)
+    assert info.pop("confirm") == {} and info.pop("quarantined") == [] and "evalbot" in info.pop("system")
+    assert info == {
         "label": "fake:target", "judge": None, "cost_note": None,
         "models": {"claude-haiku-4-5": {"input_tokens": 10, "output_tokens": 5, "cost_usd": pytest.approx(3.5e-05)}},
     }

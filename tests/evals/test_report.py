@@ -1,12 +1,14 @@
-"""The text report stays readable at any corpus size; the JSON report carries every case."""
+"""The plain-text report: readable at any corpus size, its helpers; the JSON report carries every case."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
 
+import pytest
+
 from bot.evals.compare import CaseStatus, Comparison, RunSummary
-from bot.evals.render.report import PAGE, comparison_json, format_comparison
+from bot.evals.render.report import PAGE, collapse_trials, comparison_json, format_comparison
 
 
 def summary(run_id: int, *, cases: int, passed: int) -> RunSummary:
@@ -57,3 +59,16 @@ def test_json_carries_every_case_and_the_rates():
     assert len(data["cases"]) == 50 and len(data["still_failing"]) == 10
     assert data["run"]["pass_rate"] == 0.8 and data["baseline"] is None
     assert data["run"]["started_at"].startswith("2026-05-01")
+
+
+@pytest.mark.parametrize(
+    ("failure", "lines"),
+    [
+        ("equals: expected 'YES'", ["equals: expected 'YES'"]),
+        ("trial 1: a\ntrial 2: a\ntrial 3: a", ["trials 1-3: a"]),
+        ("trial 1: a\ntrial 2: b\ntrial 4: a", ["trials 1, 4: a", "trial 2: b"]),
+        ("trial 2: no reply from the target: timeout", ["trial 2: no reply from the target: timeout"]),
+    ],
+)
+def test_the_same_problem_in_several_trials_is_said_once(failure, lines):
+    assert collapse_trials(failure) == lines

@@ -132,3 +132,23 @@ def replies(table: dict[str, object]) -> FakeTarget:
 
     target = FakeTarget(default=answer)
     return target
+
+
+class RateTarget(FakeTarget):
+    """A fake model whose replies pass with a set probability (seeded), for noise tests.
+
+    `rate(night)` is the pass rate on the current `night` (set it between runs); a passing reply is `good`, a
+    failing one `bad`. Every call is logged like FakeTarget's.
+    """
+
+    def __init__(self, *, good: str, bad: str, rate: Callable[[int], float], seed: int):
+        import random
+
+        super().__init__()
+        self.random = random.Random(seed)
+        self.good, self.bad, self.rate, self.night = good, bad, rate, 0
+        self.default = None
+
+    async def generate(self, case: Case) -> Reply:
+        self.queue(self.good if self.random.random() < self.rate(self.night) else self.bad)
+        return await super().generate(case)

@@ -34,14 +34,15 @@ TITLE_CHARS, DETAIL_CHARS, LINK_CHARS, REASON_CHARS = 100, 240, 400, 1500
 Block = dict[str, Any]
 
 HEADINGS = {
-    "regressions": ":red_circle: *Regressions* — passed before, fail now",
+    "regressions": ":red_circle: *Regressions* — passed before, fail now, confirmed by re-running",
+    "unconfirmed": ":grey_question: *Unconfirmed flips* — changed once, not on re-run (likely noise)",
     "fixes": ":large_green_circle: *Fixed* — failed before, pass now",
     "new": ":new: *New cases* since the last run",
     "errors": ":warning: *Errors* — could not be graded",
-    "flaky": ":game_die: *Flaky* — trials disagree",
+    "flaky": ":game_die: *Flaky* — trials or recent runs disagree",
 }
 NOUNS = {"regressions": ("regression", "regressions"), "fixes": ("fix", "fixes"), "new": ("new", "new"),
-         "errors": ("error", "errors"), "flaky": ("flaky", "flaky")}
+         "errors": ("error", "errors"), "flaky": ("flaky", "flaky"), "unconfirmed": ("unconfirmed flip", "unconfirmed flips")}
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,8 @@ def counts_line(digest: Digest) -> str:
         parts.append(f"{digest.still_failing} still failing")
     if digest.removed:
         parts.append(f"{digest.removed} removed")
+    if digest.quarantined:
+        parts.append(f"{digest.quarantined} quarantined")
     if not digest.regressions:
         parts.insert(0, "No regressions")
     return " · ".join(parts)
@@ -191,15 +194,49 @@ def digest_message(digest: Digest) -> Message:
         {"type": "context", "elements": origin_elements(when=digest.when, corpus_commit=digest.corpus_commit,
                                                         target=digest.target, trigger=digest.trigger)},
     ]
+    if digest.changes:
+        blocks.append(changes_section(digest))
     for name, items in digest.lists():
         if items:
             block, _ = list_section(HEADINGS[name], items)
             blocks.append(block)
+            if name == "regressions" and any(i.judged for i in items):
+                blocks.append(judge_buttons(digest.run_id, items))
     if digest.growth is not None:
         blocks.append(_section(growth_text(digest.growth)))
     blocks.append({"type": "divider"})
     blocks.append({"type": "context", "elements": usage_elements(digest)})
+    if digest.judge_agreement:
+        blocks.append({"type": "context", "elements": [_mrkdwn(":scales: " + escape(clip(digest.judge_agreement, 500)))]})
     return Message(kit.message_text(summary_text(digest)), kit.message_blocks(blocks))
+
+
+JUDGE_WRONG_ACTION = "evalbot_judge_wrong"
+
+
+def judge_value(run_id: int, case_id: str) -> str:
+    return f"{run_id}|{case_id}"
+
+
+def parse_judge_value(value: str) -> tuple[int, str]:
+    """(run id, case id) of a 'judge was wrong' button."""
+    run, _, case_id = value.partition("|")
+    return int(run), case_id
+
+
+def judge_buttons(run_id: int, items: Sequence[Item]) -> Block:
+    """One "Judge wrong" button per regression the judge failed (at most MAIN_ITEMS): a maintainer's correction."""
+    return {"type": "actions", "block_id": "evalbot_judge_review", "elements": [
+        {"type": "button", "action_id": f"{JUDGE_WRONG_ACTION}_{n}", "value": judge_value(run_id, item.case_id),
+         "text": {"type": "plain_text", "text": clip(f"Judge wrong: {item.case_id}", 75), "emoji": True}}
+        for n, item in enumerate([i for i in items if i.judged][:MAIN_ITEMS])
+    ]}
+
+
+def changes_section(digest: Digest) -> Block:
+    """What changed since the baseline run: ':mag: Since run #12: system prompt changed in abc1234: +3 −1 lines'."""
+    lines = [escape(clip(line, DETAIL_CHARS)) for line in digest.changes[:MAIN_ITEMS]]
+    return _section(clip(f":mag: *Since run #{digest.baseline_run_id}:* " + " · ".join(lines), MAX_SECTION))
 
 
 def cut_lists(digest: Digest) -> list[tuple[str, tuple[Item, ...]]]:
@@ -273,8 +310,8 @@ def _run_line(run: RunSummary) -> str:
 
 def status_message(*, last: RunSummary | None, last_regressions: int | None, digest_link: str | None,
                    running: RunSummary | None, running_by: str | None, next_run: datetime | None,
-                   schedule: str) -> Message:
-    """`/eval status`: the last run, the run in progress and the next scheduled one."""
+                   schedule: str, judge_agreement: str | None = None) -> Message:
+    """`/eval status`: the last run, the run in progress, the next scheduled one (and judge–human agreement)."""
     lines = []
     if last is None:
         lines.append(":zzz: *Last run:* none yet")
@@ -293,6 +330,8 @@ def status_message(*, last: RunSummary | None, last_regressions: int | None, dig
         lines.append(f":alarm_clock: *Next nightly run:* {date_token(next_run)} (`{escape(schedule)}`)")
     else:
         lines.append(f":alarm_clock: *Next nightly run:* none scheduled (`{escape(schedule)}`)")
+    if judge_agreement:
+        lines.append(f":scales: *Judge:* {escape(clip(judge_agreement, 500))}")
     text = "\n".join(lines)
     plain = "Last run: " + (f"#{last.id} {last.status}" if last else "none yet")
     if next_run is not None:

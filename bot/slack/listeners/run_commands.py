@@ -58,16 +58,17 @@ def status(inv: Invocation, *, runtime: Runtime, client: WebClient) -> Reply:
     with session_scope(runtime.engine) as session:
         state = runs.run_state(session)
         last = RunSummary.of(state.last) if state.last else None
-        regressions = None
+        regressions, agreement = None, None
         if state.last is not None and state.last.status == "finished" and state.last.id is not None:
-            regressions = len(compare_runs(session, state.last.id).regressions)
+            comparison = compare_runs(session, state.last.id)
+            regressions, agreement = len(comparison.regressions), comparison.judge_agreement
         running = RunSummary.of(state.running) if state.running else None
         digest_ts = state.last.digest_ts if state.last else None
     running_by = runs.holder_label(state.lock_holder) if state.lock_holder else None
     message = db.status_message(
         last=last, last_regressions=regressions, digest_link=_permalink(client, settings.channel, digest_ts),
         running=running, running_by=running_by, next_run=next_nightly(settings),
-        schedule=f"{settings.nightly} {settings.timezone}",
+        schedule=f"{settings.nightly} {settings.timezone}", judge_agreement=agreement,
     )
     parked = inbox.parked(runtime.engine, limit=5)
     if parked:
