@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import ColumnElement, insert, or_, update
@@ -193,7 +194,12 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed worker whose parent died too stays a zombie until init reaps it (some inits never do): dead.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc to ask: it answered the signal, so count it alive
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def release_dead(engine: Engine) -> int:

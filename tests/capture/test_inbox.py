@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -107,3 +108,20 @@ def test_leases_of_a_dead_process_on_this_host_are_returned(engine):
     [back] = inbox.claim(engine, owner="c:3", limit=5)
     assert back.key == "event:Ev1"
     assert inbox.release(engine, owner=inbox.owner_id()) == 1
+
+
+def test_a_zombie_holder_counts_as_dead():
+    """A killed worker whose parent died too can stay a zombie (an init that does not reap): its leases go back."""
+    import subprocess
+    import sys
+    import time
+
+    from bot.capture.inbox import _alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while _alive(child.pid) and time.monotonic() < deadline:  # exited, not yet reaped by us: a zombie
+        time.sleep(0.02)
+    assert not _alive(child.pid)
+    child.wait()
+    assert _alive(os.getpid())
