@@ -31,3 +31,14 @@ def tell_user(
             log.info("ephemeral message failed (%s); sending a DM", exc.response.get("error"))
     # A DM reaches the user even when the bot cannot post in the channel (e.g. it was never invited).
     client.chat_postMessage(channel=user, text=text)
+
+
+def digest_permalink(client: WebClient, channel: str | None, ts: str | None) -> str | None:
+    """The permalink of a posted digest, or None when there is none or Slack will not say (a link is optional)."""
+    if not channel or not ts:
+        return None
+    try:
+        return client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink")
+    except SlackApiError as exc:
+        log.info("no permalink for the digest %s (%s)", ts, exc.response.get("error"))
+        return None

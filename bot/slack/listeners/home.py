@@ -13,13 +13,13 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.core.errors import PermissionDeniedError
 from bot.digest.home import load_home
 from bot.runtime import Runtime
 from bot.slack.blocks import home as hb
 from bot.slack.deps import SlackDeps
+from bot.slack.flows.notify import digest_permalink
 from bot.slack.flows.permissions import Maintainers
 from bot.slack.flows.triage_ops import ops_for
 from bot.store.tables import session_scope
@@ -36,16 +36,6 @@ def is_maintainer(maintainers: Maintainers, user_id: str) -> bool:
     return True
 
 
-def _digest_link(client: WebClient, channel: str | None, ts: str | None) -> str | None:
-    if not channel or not ts:
-        return None
-    try:
-        return client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink")
-    except SlackApiError as exc:
-        log.info("no permalink for the digest %s (%s)", ts, exc.response.get("error"))
-        return None
-
-
 def publish_home(client: WebClient, runtime: Runtime, maintainers: Maintainers, *, user_id: str, flags_page: int = 1,
                  queue_page: int = 1) -> dict[str, Any]:
     """Build and publish `user_id`'s App Home; returns the view published."""
@@ -53,7 +43,7 @@ def publish_home(client: WebClient, runtime: Runtime, maintainers: Maintainers, 
     with session_scope(runtime.engine) as session:
         home = load_home(session, runtime.corpus, user_id=user_id, maintainer=maintainer, flags_page=flags_page,
                          queue_page=queue_page)
-    link = _digest_link(client, runtime.settings.channel, home.last_run.digest_ts if home.last_run else None)
+    link = digest_permalink(client, runtime.settings.channel, home.last_run.digest_ts if home.last_run else None)
     view = hb.home_view(home, digest_link=link, command=runtime.settings.slash_command)
     client.views_publish(user_id=user_id, view=view)
     return view

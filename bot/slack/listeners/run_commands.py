@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.capture import inbox
 from bot.core.errors import UsageError
@@ -23,6 +22,7 @@ from bot.schedule import next_nightly
 from bot.slack.blocks import capture as capture_blocks
 from bot.slack.blocks import digest as db
 from bot.slack.flows.digest_post import publish
+from bot.slack.flows.notify import digest_permalink
 from bot.slack.listeners.commands import Invocation, Reply, Subcommand
 from bot.store.tables import session_scope
 
@@ -42,16 +42,6 @@ def run(inv: Invocation, *, runtime: Runtime, client: WebClient) -> Reply:
                  f"The digest will be posted in {where} when the run is done.")
 
 
-def _permalink(client: WebClient, channel: str | None, ts: str | None) -> str | None:
-    if not channel or not ts:
-        return None
-    try:
-        return client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink")
-    except SlackApiError as exc:
-        log.info("no permalink for the digest %s (%s)", ts, exc.response.get("error"))
-        return None
-
-
 def status(inv: Invocation, *, runtime: Runtime, client: WebClient) -> Reply:
     """The last run (pass rate, regressions, its digest), the run in progress and the next nightly run."""
     settings = runtime.settings
@@ -66,7 +56,7 @@ def status(inv: Invocation, *, runtime: Runtime, client: WebClient) -> Reply:
         digest_ts = state.last.digest_ts if state.last else None
     running_by = runs.holder_label(state.lock_holder) if state.lock_holder else None
     message = db.status_message(
-        last=last, last_regressions=regressions, digest_link=_permalink(client, settings.channel, digest_ts),
+        last=last, last_regressions=regressions, digest_link=digest_permalink(client, settings.channel, digest_ts),
         running=running, running_by=running_by, next_run=next_nightly(settings),
         schedule=f"{settings.nightly} {settings.timezone}", judge_agreement=agreement,
     )
