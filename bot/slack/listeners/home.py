@@ -7,7 +7,6 @@ listeners in `actions` open the same modals.
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
@@ -23,8 +22,6 @@ from bot.slack.flows.notify import digest_permalink
 from bot.slack.flows.permissions import Maintainers
 from bot.slack.flows.triage_ops import ops_for
 from bot.store.tables import session_scope
-
-log = logging.getLogger(__name__)
 
 
 def is_maintainer(maintainers: Maintainers, user_id: str) -> bool:

@@ -9,8 +9,6 @@ the last run, the run in progress and the next nightly slot, and the flags parke
 
 from __future__ import annotations
 
-import logging
-
 from slack_sdk import WebClient
 
 from bot.capture import inbox
@@ -25,8 +23,6 @@ from bot.slack.flows.digest_post import publish
 from bot.slack.flows.notify import digest_permalink
 from bot.slack.listeners.commands import Invocation, Reply, Subcommand
 from bot.store.tables import session_scope
-
-log = logging.getLogger(__name__)
 
 
 def run(inv: Invocation, *, runtime: Runtime, client: WebClient) -> Reply:
