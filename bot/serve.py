@@ -55,14 +55,14 @@ def start(settings: Settings, *, submit_flag: SubmitFlag | None = None) -> tuple
     returned = inbox.release_dead(runtime.engine)
     if returned:
         log.warning("%d flag(s) held by a process that died go back to the inbox", returned)
-    count, problems = _reindex(runtime)
+    count, problems = _refresh_index(runtime)
     for problem in problems:
         log.warning("skipping an invalid case file: %s", problem)
     log.info("corpus %s: %d case files indexed", runtime.corpus.root, count)
     return runtime, create_app(runtime, submit_flag=submit_flag)
 
 
-def _reindex(runtime: Runtime) -> tuple[int, list[str]]:
+def _refresh_index(runtime: Runtime) -> tuple[int, list[str]]:
     # Replicas starting together would rebuild the same index rows at once: they take turns.
     with advisory_lock(runtime.engine, REINDEX_LOCK_KEY), session_scope(runtime.engine) as session:
         done = refresh(session, runtime.corpus)
