@@ -33,6 +33,18 @@ log = logging.getLogger(__name__)
 LISTENER_WORKERS = 32
 
 
+def count_requests(body: dict[str, Any], next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
+    """Count every request Slack sends, by kind (the metrics endpoint shows them)."""
+    kind = (body.get("event") or {}).get("type") or body.get("type") or ("command" if body.get("command") else "other")
+    metrics.SLACK_REQUESTS.labels(kind).inc()
+    next()
+
+
+def on_error(error: Exception, body: dict[str, Any]) -> None:
+    """What no listener handled: logged with its traceback."""
+    log.error("unhandled error in a Slack listener (%s)", body.get("type") or body.get("command"), exc_info=error)
+
+
 def create_app(runtime: Runtime, *, submit_flag: SubmitFlag | None = None) -> App:
     """A Bolt App wired to the runtime; verifies the bot token with auth.test once.
 
@@ -59,16 +71,8 @@ def create_app(runtime: Runtime, *, submit_flag: SubmitFlag | None = None) -> Ap
         module.register(app, deps)
     commands.register(app, deps, extra=[*run_commands.subcommands(client, runtime), *followup_commands.subcommands(runtime),
                                         *quarantine_commands.subcommands(app, deps)])
-
-    @app.middleware
-    def count_requests(body: dict[str, Any], next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
-        kind = (body.get("event") or {}).get("type") or body.get("type") or ("command" if body.get("command") else "other")
-        metrics.SLACK_REQUESTS.labels(kind).inc()
-        next()
-
-    @app.error
-    def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.error("unhandled error in a Slack listener (%s)", body.get("type") or body.get("command"), exc_info=error)
+    app.middleware(count_requests)
+    app.error(on_error)
 
     log.info("signed in to Slack as %s (%s)", identity.get("user"), identity.get("user_id"))
     return app

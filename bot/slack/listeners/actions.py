@@ -17,6 +17,7 @@ from bot.slack.blocks import triage as tb
 from bot.slack.blocks.modals import Origin
 from bot.slack.deps import SlackDeps
 from bot.slack.flows.triage_ops import TriageOps, guarded, ops_for
+from bot.slack.listeners import bind
 
 
 def _ack(ack: Ack) -> None:
@@ -37,20 +38,31 @@ def click(body: dict[str, Any]) -> tuple[str, str, Origin]:
     return body["user"]["id"], origin.case_id, origin
 
 
-def _opener(ops: TriageOps, open_modal: Callable[..., None], *, with_reason: bool = False) -> Callable[[dict[str, Any]], None]:
-    def open_from_button(body: dict[str, Any]) -> None:
-        user_id, ref, origin = click(body)
-        extra: dict[str, Any] = {}
-        if with_reason:
-            duplicate = blocks.duplicate_in_block_id((body.get("actions") or [{}])[0].get("block_id"))
-            extra["reason"] = f"duplicate of {duplicate}" if duplicate else None
-        try:
-            open_modal(user_id=user_id, trigger_id=body["trigger_id"], ref=ref, origin=origin, **extra)
-        except EvalbotError as exc:
-            ops.tell(user_id, origin, f":warning: {exc}")
+def open_from_button(body: dict[str, Any], *, ops: TriageOps, open_modal: Callable[..., None], with_reason: bool = False) -> None:
+    """Open `open_modal` for the clicked case (a duplicate's reason filled in), or tell the clicker why not."""
+    user_id, ref, origin = click(body)
+    extra: dict[str, Any] = {}
+    if with_reason:
+        duplicate = blocks.duplicate_in_block_id((body.get("actions") or [{}])[0].get("block_id"))
+        extra["reason"] = f"duplicate of {duplicate}" if duplicate else None
+    try:
+        open_modal(user_id=user_id, trigger_id=body["trigger_id"], ref=ref, origin=origin, **extra)
+    except EvalbotError as exc:
+        ops.tell(user_id, origin, f":warning: {exc}")
 
-    open_from_button.__name__ = f"open_{open_modal.__name__}"  # Bolt tells lazy listeners apart by name
-    return guarded(ops, open_from_button)
+
+def turn_page(body: dict[str, Any], respond: Respond, *, ops: TriageOps) -> None:
+    """Replace the listing with the page the button names."""
+    which, page = tb.parse_page_value((body.get("actions") or [{}])[0].get("value") or "")
+    rows, total = ops.listing(which=which, page=page)
+    respond(text=f"{which}: {total}", blocks=tb.listing_blocks(rows, total=total, which=which, page=page),
+            response_type="ephemeral", replace_original=True)
+
+
+def _opener(ops: TriageOps, open_modal: Callable[..., None], *, with_reason: bool = False) -> Callable[..., None]:
+    # Bolt tells lazy listeners apart by name
+    opener = bind(open_from_button, name=f"open_{open_modal.__name__}", ops=ops, open_modal=open_modal, with_reason=with_reason)
+    return guarded(ops, opener)
 
 
 def register(app: App, deps: SlackDeps) -> None:
@@ -59,11 +71,4 @@ def register(app: App, deps: SlackDeps) -> None:
     app.action(blocks.PROMOTE_ACTION)(ack=_ack, lazy=[_opener(ops, ops.open_promote)])
     app.action(blocks.REJECT_ACTION)(ack=_ack, lazy=[_opener(ops, ops.open_reject, with_reason=True)])
     app.action(blocks.EDIT_ACTION)(ack=_ack, lazy=[_opener(ops, ops.open_edit)])
-
-    def turn_page(body: dict[str, Any], respond: Respond) -> None:
-        which, page = tb.parse_page_value((body.get("actions") or [{}])[0].get("value") or "")
-        rows, total = ops.listing(which=which, page=page)
-        respond(text=f"{which}: {total}", blocks=tb.listing_blocks(rows, total=total, which=which, page=page),
-                response_type="ephemeral", replace_original=True)
-
-    app.action(tb.LIST_PAGE_ACTION)(ack=_ack, lazy=[guarded(ops, turn_page)])
+    app.action(tb.LIST_PAGE_ACTION)(ack=_ack, lazy=[guarded(ops, bind(turn_page, ops=ops))])

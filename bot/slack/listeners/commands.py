@@ -19,10 +19,12 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.core.errors import EvalbotError, UsageError
+from bot.core.settings import Settings
 from bot.slack.blocks import triage as tb
 from bot.slack.blocks.modals import Origin
 from bot.slack.deps import SlackDeps
 from bot.slack.flows.triage_ops import TriageOps, guarded, ops_for
+from bot.slack.listeners import bind
 from bot.slack.markup import to_plain_text
 from bot.triage import decisions as triage
 
@@ -93,92 +95,115 @@ def _first(args: str, what: str, example: str) -> tuple[str, str]:
     return ref, rest.strip()
 
 
-def subcommands(ops: TriageOps, command: str) -> list[Subcommand]:
-    """The triage subcommands. (`run` and `status` join here once the eval engine provides them.)"""
+def list_cases(inv: Invocation, *, ops: TriageOps) -> Reply:
+    """`list [candidates|cases|all] [PAGE]`: one page of the index."""
+    which, page = "candidates", 1
+    for token in inv.args.lower().split():
+        if token in tb.LISTS:
+            which = token
+        elif token.isdigit():
+            page = max(1, int(token))
+        else:
+            raise UsageError(f"list takes candidates, cases or all, and a page: `{inv.command} list cases 2`")
+    rows, total = ops.listing(which=which, page=page)
+    return Reply(text=f"{which}: {total}", blocks=tb.listing_blocks(rows, total=total, which=which, page=page))
 
-    def list_cases(inv: Invocation) -> Reply:
-        which, page = "candidates", 1
-        for token in inv.args.lower().split():
-            if token in tb.LISTS:
-                which = token
-            elif token.isdigit():
-                page = max(1, int(token))
-            else:
-                raise UsageError(f"list takes candidates, cases or all, and a page: `{command} list cases 2`")
-        rows, total = ops.listing(which=which, page=page)
-        return Reply(text=f"{which}: {total}", blocks=tb.listing_blocks(rows, total=total, which=which, page=page))
 
-    def show(inv: Invocation) -> Reply:
-        ref, _ = _first(inv.args, "show needs a case id", f"{command} show k3m9")
-        case = ops.case(ref)
-        return Reply(text=f"Case {case.id}: {case.title}", blocks=tb.case_detail_blocks(case))
+def show(inv: Invocation, *, ops: TriageOps) -> Reply:
+    """`show ID`: the case in full."""
+    ref, _ = _first(inv.args, "show needs a case id", f"{inv.command} show k3m9")
+    case = ops.case(ref)
+    return Reply(text=f"Case {case.id}: {case.title}", blocks=tb.case_detail_blocks(case))
 
-    def promote(inv: Invocation) -> Reply | None:
-        ref, rubric = _first(inv.args, "promote needs a case id", f"{command} promote k3m9 States the 30-day window")
-        if not rubric:
-            ops.open_promote(user_id=inv.user_id, trigger_id=inv.trigger_id, ref=ref, origin=inv.origin())
-            return None
-        expect = triage.parse_expectations([{"rubric": rubric}])
-        return Reply(ops.promote(user_id=inv.user_id, ref=ref, expect=expect))
 
-    def reject(inv: Invocation) -> Reply:
-        ref, reason = _first(inv.args, "reject needs a case id and a reason", f"{command} reject k3m9 not a bug")
-        return Reply(ops.reject(user_id=inv.user_id, ref=ref, reason=reason))
+def promote(inv: Invocation, *, ops: TriageOps) -> Reply | None:
+    """`promote ID [rubric]`: promote with that rubric, or open the promote form."""
+    ref, rubric = _first(inv.args, "promote needs a case id", f"{inv.command} promote k3m9 States the 30-day window")
+    if not rubric:
+        ops.open_promote(user_id=inv.user_id, trigger_id=inv.trigger_id, ref=ref, origin=inv.origin())
+        return None
+    expect = triage.parse_expectations([{"rubric": rubric}])
+    return Reply(ops.promote(user_id=inv.user_id, ref=ref, expect=expect))
 
-    def edit(inv: Invocation) -> None:
-        ref, _ = _first(inv.args, "edit needs a case id", f"{command} edit k3m9")
-        ops.open_edit(user_id=inv.user_id, trigger_id=inv.trigger_id, ref=ref, origin=inv.origin())
 
+def reject(inv: Invocation, *, ops: TriageOps) -> Reply:
+    """`reject ID reason`."""
+    ref, reason = _first(inv.args, "reject needs a case id and a reason", f"{inv.command} reject k3m9 not a bug")
+    return Reply(ops.reject(user_id=inv.user_id, ref=ref, reason=reason))
+
+
+def edit(inv: Invocation, *, ops: TriageOps) -> None:
+    """`edit ID`: open the edit form."""
+    ref, _ = _first(inv.args, "edit needs a case id", f"{inv.command} edit k3m9")
+    ops.open_edit(user_id=inv.user_id, trigger_id=inv.trigger_id, ref=ref, origin=inv.origin())
+
+
+def subcommands(ops: TriageOps) -> list[Subcommand]:
+    """The triage subcommands, bound to the app's triage operations."""
     return [
-        Subcommand("list", "list [candidates|cases|all] [PAGE]", "newest first, with flags and age (candidates by default)", list_cases),
-        Subcommand("show", "show ID", "the conversation, expectations and a link to the source thread", show),
-        Subcommand("promote", "promote ID [rubric text]", "promote with that rubric, or open the promote form", promote),
-        Subcommand("reject", "reject ID reason", "reject a candidate; the reason is kept", reject),
-        Subcommand("edit", "edit ID", "change the title, tags or expectations", edit),
+        Subcommand("list", "list [candidates|cases|all] [PAGE]", "newest first, with flags and age (candidates by default)",
+                   bind(list_cases, ops=ops)),
+        Subcommand("show", "show ID", "the conversation, expectations and a link to the source thread", bind(show, ops=ops)),
+        Subcommand("promote", "promote ID [rubric text]", "promote with that rubric, or open the promote form",
+                   bind(promote, ops=ops)),
+        Subcommand("reject", "reject ID reason", "reject a candidate; the reason is kept", bind(reject, ops=ops)),
+        Subcommand("edit", "edit ID", "change the title, tags or expectations", bind(edit, ops=ops)),
     ]
+
+
+def usable_in(channel_id: str, settings: Settings) -> bool:
+    """The command works in the standing channel and in DMs."""
+    return channel_id == settings.channel or channel_id.startswith("D")
+
+
+def help_reply(table: CommandTable, ops: TriageOps, note: str | None = None) -> dict[str, Any]:
+    """The help answer (text and blocks), `note` above it."""
+    settings = ops.rt.settings
+    who = ops.maintainers.who() if ops.maintainers.restricted else None
+    entries = table.help_entries()
+    return {"text": tb.help_text(settings.slash_command, entries),
+            "blocks": tb.help_blocks(settings.slash_command, entries, channel=settings.channel, maintainers=who, note=note)}
+
+
+def answer_at_once(ack: Ack, body: dict[str, Any], *, table: CommandTable, ops: TriageOps) -> None:
+    """The ack: help, an unknown subcommand and a use outside the channel are answered here; the rest silently."""
+    settings = ops.rt.settings
+    command = settings.slash_command
+    if not usable_in(body.get("channel_id") or "", settings):
+        ack(text=tb.where_text(command, settings.channel))
+        return
+    name, _ = split(body.get("text") or "")
+    if table.get(name) is not None:
+        ack()
+        return
+    unknown = f"I don't know `{command} {name}`. Here is what I do:" if name not in ("", "help") else None
+    ack(**help_reply(table, ops, unknown))
+
+
+def run_subcommand(body: dict[str, Any], respond: Respond, *, table: CommandTable, deps: SlackDeps) -> None:
+    """After the ack: run the subcommand and answer the user alone (an EvalbotError as a warning)."""
+    settings = deps.runtime.settings
+    name, args = split(body.get("text") or "")
+    entry = table.get(name)
+    if entry is None or not usable_in(body.get("channel_id") or "", settings):
+        return  # answered in the ack
+    invocation = Invocation(
+        command=settings.slash_command, user_id=body["user_id"], channel_id=body["channel_id"],
+        trigger_id=body.get("trigger_id") or "", args=to_plain_text(args, user_name=deps.source.user_name),
+        response_url=body.get("response_url"),
+    )
+    try:
+        reply = entry.run(invocation)
+    except EvalbotError as exc:
+        reply = Reply(f":warning: {exc}")
+    if reply is not None:
+        respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=False)
 
 
 def register(app: App, deps: SlackDeps, *, extra: Sequence[Subcommand] = ()) -> None:
     """Attach the slash command with the triage subcommands (and `extra` ones)."""
-    settings = deps.runtime.settings
-    command = settings.slash_command
     ops = ops_for(app, deps)
-    table = CommandTable([*subcommands(ops, command), *extra])
-
-    def usable_in(channel_id: str) -> bool:
-        return channel_id == settings.channel or channel_id.startswith("D")
-
-    def help_reply(note: str | None = None) -> dict[str, Any]:
-        who = ops.maintainers.who() if ops.maintainers.restricted else None
-        entries = table.help_entries()
-        return {"text": tb.help_text(command, entries),
-                "blocks": tb.help_blocks(command, entries, channel=settings.channel, maintainers=who, note=note)}
-
-    def answer_at_once(ack: Ack, body: dict[str, Any]) -> None:
-        if not usable_in(body.get("channel_id") or ""):
-            ack(text=tb.where_text(command, settings.channel))
-            return
-        name, _ = split(body.get("text") or "")
-        if table.get(name) is not None:
-            ack()
-            return
-        unknown = f"I don't know `{command} {name}`. Here is what I do:" if name not in ("", "help") else None
-        ack(**help_reply(unknown))
-
-    def run_subcommand(body: dict[str, Any], respond: Respond) -> None:
-        name, args = split(body.get("text") or "")
-        entry = table.get(name)
-        if entry is None or not usable_in(body.get("channel_id") or ""):
-            return  # answered in the ack
-        invocation = Invocation(
-            command=command, user_id=body["user_id"], channel_id=body["channel_id"], trigger_id=body.get("trigger_id") or "",
-            args=to_plain_text(args, user_name=deps.source.user_name), response_url=body.get("response_url"),
-        )
-        try:
-            reply = entry.run(invocation)
-        except EvalbotError as exc:
-            reply = Reply(f":warning: {exc}")
-        if reply is not None:
-            respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=False)
-
-    app.command(command)(ack=answer_at_once, lazy=[guarded(ops, run_subcommand)])
+    table = CommandTable([*subcommands(ops), *extra])
+    app.command(deps.runtime.settings.slash_command)(
+        ack=bind(answer_at_once, table=table, ops=ops), lazy=[guarded(ops, bind(run_subcommand, table=table, deps=deps))],
+    )

@@ -7,6 +7,7 @@ the row's key to the capture (`deps.submit_flag`). A redelivered event finds its
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from bot.capture.candidate import FlagRequest
 from bot.core.settings import Settings
 from bot.slack.deps import SlackDeps
 from bot.slack.flows.notify import tell_user
+from bot.slack.listeners import bind
 from bot.slack.reader import mention_note
 
 INBOX_KEY = "evalbot_inbox_key"  # the context key under which the middleware leaves a newly written row's key
@@ -50,38 +52,45 @@ def event_key(body: dict[str, Any], flag: FlagRequest) -> str:
 
 
 def inbox_middleware(deps: SlackDeps, flag_of: Callable[[dict[str, Any], Settings], FlagRequest | None]) -> Callable[..., None]:
-    """A listener middleware writing the event's flag to the inbox before the ack; it leaves the new row's key
-    in the context ("" for a redelivery, nothing for an event that is no flag)."""
+    """A listener middleware writing the event's flag to the inbox before the ack (`write_to_inbox`)."""
+    return bind(write_to_inbox, deps=deps, flag_of=flag_of)
 
-    def write_to_inbox(body: dict[str, Any], context: BoltContext, next: Callable[[], None]) -> None:  # noqa: A002
-        flag = flag_of(body.get("event") or {}, deps.runtime.settings)
-        if flag is not None:
-            key = event_key(body, flag)
-            # "" for a redelivery (already in the inbox): the listener still runs, so Bolt acks it.
-            context[INBOX_KEY] = key if inbox.enqueue(deps.runtime.engine, key=key, flag=flag) else ""
-        next()
 
-    return write_to_inbox
+def write_to_inbox(body: dict[str, Any], context: BoltContext, next: Callable[[], None], *,  # noqa: A002
+                   deps: SlackDeps, flag_of: Callable[[dict[str, Any], Settings], FlagRequest | None]) -> None:
+    """Write the event's flag to the inbox; leave the new row's key in the context ("" for a redelivery, nothing
+    for an event that is no flag)."""
+    flag = flag_of(body.get("event") or {}, deps.runtime.settings)
+    if flag is not None:
+        key = event_key(body, flag)
+        # "" for a redelivery (already in the inbox): the listener still runs, so Bolt acks it.
+        context[INBOX_KEY] = key if inbox.enqueue(deps.runtime.engine, key=key, flag=flag) else ""
+    next()
+
+
+def on_reaction(context: BoltContext, *, deps: SlackDeps) -> None:
+    """After the ack: hand a flag reaction newly written to the inbox over to be captured."""
+    if context.get(INBOX_KEY) and deps.submit_flag is not None:
+        deps.submit_flag(context[INBOX_KEY])
+
+
+def on_mention(event: dict[str, Any], context: BoltContext, client: WebClient, *, deps: SlackDeps) -> None:
+    """After the ack: hand a mention flag over to be captured, or tell the user flags are taken in the channel."""
+    if INBOX_KEY in context:
+        if context[INBOX_KEY] and deps.submit_flag is not None:
+            deps.submit_flag(context[INBOX_KEY])
+        return
+    tell_user(client, user=event["user"], channel=event["channel"], thread_ts=event.get("thread_ts"),
+              text=f"I only take flags in <#{deps.runtime.settings.channel}>: mention me in a thread there.")
+
+
+def flag_of_mention(event: dict[str, Any], settings: Settings, *, deps: SlackDeps) -> FlagRequest | None:
+    """`mention_flag` with the bot's own user id (its mention is not part of the note)."""
+    return mention_flag(event, settings, bot_user_id=deps.source.bot_user_id)
 
 
 def register(app: App, deps: SlackDeps) -> None:
     """Attach the event listeners."""
-    settings = deps.runtime.settings
-
-    def on_reaction(context: BoltContext) -> None:
-        if context.get(INBOX_KEY) and deps.submit_flag is not None:
-            deps.submit_flag(context[INBOX_KEY])
-
-    def on_mention(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-        if INBOX_KEY in context:
-            if context[INBOX_KEY] and deps.submit_flag is not None:
-                deps.submit_flag(context[INBOX_KEY])
-            return
-        tell_user(client, user=event["user"], channel=event["channel"], thread_ts=event.get("thread_ts"),
-                  text=f"I only take flags in <#{settings.channel}>: mention me in a thread there.")
-
-    app.event("reaction_added", middleware=[inbox_middleware(deps, reaction_flag)])(on_reaction)
-    def flag_of_mention(event: dict[str, Any], settings: Settings) -> FlagRequest | None:
-        return mention_flag(event, settings, bot_user_id=deps.source.bot_user_id)
-
-    app.event("app_mention", middleware=[inbox_middleware(deps, flag_of_mention)])(on_mention)
+    app.event("reaction_added", middleware=[inbox_middleware(deps, reaction_flag)])(bind(on_reaction, deps=deps))
+    mention_middleware = inbox_middleware(deps, functools.partial(flag_of_mention, deps=deps))
+    app.event("app_mention", middleware=[mention_middleware])(bind(on_mention, deps=deps))

@@ -21,6 +21,7 @@ from bot.slack.deps import SlackDeps
 from bot.slack.flows.notify import digest_permalink
 from bot.slack.flows.permissions import Maintainers
 from bot.slack.flows.triage_ops import ops_for
+from bot.slack.listeners import bind
 from bot.store.tables import session_scope
 
 
@@ -46,18 +47,22 @@ def publish_home(client: WebClient, runtime: Runtime, maintainers: Maintainers, 
     return view
 
 
+def on_home_opened(event: dict[str, Any], client: WebClient, *, deps: SlackDeps, maintainers: Maintainers) -> None:
+    """Publish the home tab of the person who opened it."""
+    if event.get("tab", "home") != "home":
+        return
+    publish_home(client, deps.runtime, maintainers, user_id=event["user"])
+
+
+def on_home_page(ack: Ack, body: dict[str, Any], client: WebClient, *, deps: SlackDeps, maintainers: Maintainers) -> None:
+    """Re-publish the clicker's home tab at the pages the button names."""
+    ack()
+    flags, queue = hb.parse_page_value((body.get("actions") or [{}])[0].get("value"))
+    publish_home(client, deps.runtime, maintainers, user_id=body["user"]["id"], flags_page=flags, queue_page=queue)
+
+
 def register(app: App, deps: SlackDeps) -> None:
     """Attach the App Home listeners."""
     maintainers = ops_for(app, deps).maintainers
-
-    @app.event("app_home_opened")
-    def on_home_opened(event: dict[str, Any], client: WebClient) -> None:
-        if event.get("tab", "home") != "home":
-            return
-        publish_home(client, deps.runtime, maintainers, user_id=event["user"])
-
-    @app.action(re.compile(f"^{hb.PAGE_ACTION}"))
-    def on_home_page(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        flags, queue = hb.parse_page_value((body.get("actions") or [{}])[0].get("value"))
-        publish_home(client, deps.runtime, maintainers, user_id=body["user"]["id"], flags_page=flags, queue_page=queue)
+    app.event("app_home_opened")(bind(on_home_opened, deps=deps, maintainers=maintainers))
+    app.action(re.compile(f"^{hb.PAGE_ACTION}"))(bind(on_home_page, deps=deps, maintainers=maintainers))

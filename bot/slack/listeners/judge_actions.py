@@ -17,6 +17,7 @@ from bot.evals.reviews import agreement, correct_judge
 from bot.slack.blocks import digest as db
 from bot.slack.deps import SlackDeps
 from bot.slack.flows.triage_ops import TriageOps, guarded, ops_for
+from bot.slack.listeners import bind
 from bot.slack.listeners.actions import click
 from bot.store.tables import session_scope
 
@@ -45,8 +46,4 @@ def judge_wrong(body: dict[str, Any], *, ops: TriageOps) -> None:
 def register(app: App, deps: SlackDeps) -> None:
     """Attach the digest's judge buttons."""
     ops = ops_for(app, deps)
-
-    def judge_wrong_clicked(body: dict[str, Any]) -> None:
-        judge_wrong(body, ops=ops)
-
-    app.action(BUTTONS)(ack=_ack, lazy=[guarded(ops, judge_wrong_clicked)])
+    app.action(BUTTONS)(ack=_ack, lazy=[guarded(ops, bind(judge_wrong, name="judge_wrong_clicked", ops=ops))])
