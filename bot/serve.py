@@ -2,7 +2,7 @@
 
 `start()` prepares the database, recovers the corpus folder after a crash (`bot.corpus.recovery`), refreshes
 the case index and builds the Bolt app; `run()` catches up on flags made while the bot was not connected
-(`bot.capture.catchup`) at start and on every reconnection; `run()` also starts the nightly scheduler and
+(`bot.slack.flows.catchup`) at start and on every reconnection; `run()` also starts the nightly scheduler and
 posts the digests still owed from before (both in `start_background`), and on SIGINT/SIGTERM stops them, failing
 a run in progress as interrupted (its "run failed" message is posted at the next start).
 """
@@ -20,7 +20,6 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.capture import inbox
-from bot.capture.catchup import CatchupScope, catch_up
 from bot.core.logs import setup_logging
 from bot.core.settings import Settings
 from bot.corpus.recovery import recover
@@ -34,6 +33,7 @@ from bot.slack.app import create_app
 from bot.slack.client import signing_in
 from bot.slack.deps import SubmitFlag
 from bot.slack.flows.capture_worker import CaptureWorker
+from bot.slack.flows.catchup import CatchupScope, catch_up
 from bot.slack.flows.digest_post import post_pending_digests, publish
 from bot.slack.flows.followups import FollowUpSender, FollowUpService
 from bot.slack.http import EvalbotAsgi

@@ -1,29 +1,42 @@
-"""Catch-up: flags made while the bot was away are found in the channel's history and threads, written to the
-inbox once, bounded by the window, and read at Slack's pace (a 429 is waited out)."""
+"""Catch-up's domain on plain messages: which flags a channel's messages make (one inbox row per message), a mention
+the bot already answered, and the limit on messages read."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 
 import pytest
-from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.capture import catchup, inbox
-from bot.capture.candidate import FlagRequest
+from bot.capture import catchup
+from bot.capture.catchup import ChannelMessage
 from bot.corpus.files import Corpus
-from bot.store.tables import Rejection, get_engine, migrate, session_scope
-from tests.fakes.slack import BOT_ID, BOT_USER_ID, FakeSlack
-from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, SECOND, seed
+from bot.store.tables import get_engine, migrate
 
-FLAG = "triangular_flag_on_post"
+CHANNEL = "C0EVALS01"
+NOW = 1_763_800_000.0
 
 
-@pytest.fixture
-def slack():
-    with FakeSlack() as fake:
-        seed(fake)
-        yield fake
+def at(minutes_ago: float) -> str:
+    return f"{NOW - minutes_ago * 60:.6f}"
+
+
+class ListReader:
+    """Top-level messages (newest first) and threads from lists; counts what was read, lazily like the edge."""
+
+    def __init__(self, top: list[ChannelMessage], threads: dict[str, list[ChannelMessage]] | None = None) -> None:
+        self.top, self.threads, self.read = top, threads or {}, 0
+
+    @property
+    def calls(self) -> int:
+        return self.read
+
+    def history(self, channel: str, *, oldest: str, latest: str) -> Iterator[ChannelMessage]:
+        for message in self.top:
+            self.read += 1
+            yield message
+
+    def replies(self, channel: str, ts: str) -> list[ChannelMessage]:
+        return self.threads.get(ts, [])
 
 
 @pytest.fixture
@@ -33,70 +46,34 @@ def engine(db_url):
     return engine
 
 
-@pytest.fixture
-def client(slack):
-    return WebClient(token="xoxb-test", base_url=slack.api_url, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)])
+def test_flags_from_reactions_and_unanswered_mentions(engine, tmp_path):
+    parent, answered = at(30), at(20)
+    thread = [ChannelMessage(ts=parent, user="U0ASKER"),
+              ChannelMessage(ts=at(25), thread_ts=parent, user="U0FLAGGER", mentions_bot=True, note="wrong window"),
+              ChannelMessage(ts=at(24), thread_ts=parent, user="U0OTHER", mentions_bot=True, by_bot=True)]
+    answered_thread = [ChannelMessage(ts=answered, user="U0ASKER"),
+                       ChannelMessage(ts=at(19), thread_ts=answered, user="U0SECOND", mentions_bot=True),
+                       ChannelMessage(ts=at(18), thread_ts=answered, own=True, by_bot=True)]
+    reader = ListReader(
+        [ChannelMessage(ts=at(5), user="U0ASKER", flagged_by=("U0FLAGGER", "U0SECOND")),
+         ChannelMessage(ts=answered, user="U0ASKER", reply_count=2, latest_reply=at(18)),
+         ChannelMessage(ts=parent, user="U0ASKER", reply_count=2, latest_reply=at(24))],
+        {parent: thread, answered: answered_thread},
+    )
+
+    result = catchup.catch_up(reader, engine=engine, corpus=Corpus(tmp_path / "corpus"), channel=CHANNEL, now=NOW)
+
+    # one row per message (its first flagger); the mention answered by the bot and the bot's post make none
+    assert sorted(result.keys) == sorted([f"catchup:{CHANNEL}:{at(5)}:U0FLAGGER", f"catchup:{CHANNEL}:{at(25)}:U0FLAGGER"])
+    assert (result.messages, result.calls) == (3, 3)
+    assert catchup.checkpoint(engine, CHANNEL) == f"{NOW:.6f}"
 
 
-def scope(**extra) -> catchup.CatchupScope:
-    return catchup.CatchupScope(channel=CHANNEL, flag_emoji=frozenset({FLAG}), bot_user_id=BOT_USER_ID, bot_id=BOT_ID, **extra)
+def test_reading_stops_at_max_messages(engine, tmp_path):
+    reader = ListReader([ChannelMessage(ts=at(i), user="U0ASKER", flagged_by=("U0FLAGGER",)) for i in range(5)])
 
+    result = catchup.catch_up(reader, engine=engine, corpus=Corpus(tmp_path / "corpus"), channel=CHANNEL, now=NOW,
+                              max_messages=2)
 
-def run(client, engine, tmp_path, **options) -> catchup.CatchupResult:
-    return catchup.catch_up(client, engine=engine, corpus=Corpus(tmp_path / "corpus"), scope=scope(), **options)
-
-
-def test_flags_in_history_and_threads_are_written_once(slack, client, engine, tmp_path):
-    parent = slack.post(CHANNEL, "How long do I have to return this?", user=FLAGGER)
-    reply = slack.post(CHANNEL, "You have 90 days.", bot_id=ASSISTANT_BOT, thread_ts=parent)
-    slack.add_reaction(CHANNEL, reply, FLAG, FLAGGER)  # a reply flagged while the bot was away
-    mention = slack.post(CHANNEL, f"<@{BOT_USER_ID}> wrong window", user=SECOND, thread_ts=parent)
-    top = slack.post(CHANNEL, "A question", user=FLAGGER)
-    slack.add_reaction(CHANNEL, top, FLAG, SECOND)
-    slack.add_reaction(CHANNEL, top, "thumbsup", FLAGGER)  # not a flag emoji
-    answered_parent = slack.post(CHANNEL, "Another", user=FLAGGER)
-    slack.post(CHANNEL, f"<@{BOT_USER_ID}> seen live", user=FLAGGER, thread_ts=answered_parent)
-    slack.post(CHANNEL, "Captured case abcd1234", user=BOT_USER_ID, bot_id=BOT_ID, thread_ts=answered_parent)
-
-    first = run(client, engine, tmp_path)
-    assert sorted(first.keys) == sorted([f"catchup:{CHANNEL}:{reply}:{FLAGGER}", f"catchup:{CHANNEL}:{mention}:{SECOND}",
-                                         f"catchup:{CHANNEL}:{top}:{SECOND}"])
-    [held] = inbox.claim(engine, owner="t:1", limit=1, keys=[f"catchup:{CHANNEL}:{mention}:{SECOND}"])
-    assert held.flag == FlagRequest(channel=CHANNEL, user_id=SECOND, trigger="mention", ts=mention, thread_ts=parent,
-                                    note="wrong window")
-    assert run(client, engine, tmp_path).keys == []  # again (a reconnect, a second replica): nothing new
-    assert catchup.checkpoint(engine, CHANNEL) is not None
-
-
-def test_rejected_messages_and_messages_past_the_window_are_left(slack, client, engine, tmp_path):
-    from bot.corpus.ids import slack_case_id
-
-    now = time.time()
-    old = slack.post(CHANNEL, "From last week", user=FLAGGER, ts=f"{now - 7 * 86400:.6f}")
-    slack.add_reaction(CHANNEL, old, FLAG, FLAGGER)
-    rejected = slack.post(CHANNEL, "Rejected already", user=FLAGGER)
-    slack.add_reaction(CHANNEL, rejected, FLAG, FLAGGER)
-    with session_scope(engine) as session:
-        session.add(Rejection(case_id=slack_case_id(CHANNEL, rejected), title="t", rejected_by="U0LEAD001", reason="dup"))
-    result = run(client, engine, tmp_path)
-    assert result.keys == [] and result.messages == 1  # the week-old message is not even read
-
-
-def test_a_rate_limited_history_call_is_waited_out(slack, client, engine, tmp_path):
-    top = slack.post(CHANNEL, "A question", user=FLAGGER)
-    slack.add_reaction(CHANNEL, top, FLAG, FLAGGER)
-    slack.rate_limit_next("conversations.history", times=1, retry_after=1)
-    started = time.monotonic()
-    assert run(client, engine, tmp_path).keys == [f"catchup:{CHANNEL}:{top}:{FLAGGER}"]
-    assert time.monotonic() - started >= 1.0  # Retry-After was respected
-    assert len(slack.calls_to("conversations.history")) == 2
-
-
-def test_calls_past_the_burst_are_paced(slack, client, engine, tmp_path, monkeypatch):
-    monkeypatch.setattr(catchup, "BURST", 1)
-    for i in range(3):
-        parent = slack.post(CHANNEL, f"Question {i}", user=FLAGGER)
-        slack.post(CHANNEL, "Answer", bot_id=ASSISTANT_BOT, thread_ts=parent)
-    waits: list[float] = []
-    result = run(client, engine, tmp_path, sleep=waits.append, pace=5.0)
-    assert result.calls == 4 and len(waits) == 3 and all(w > 4 for w in waits)
+    assert result.messages == 2 and len(result.keys) == 2
+    assert reader.read == 3  # the third is read, seen past the limit, and reading stops there
