@@ -8,7 +8,7 @@ case file made elsewhere, a model output, an error message quoting a config line
   fields that are Slack's own identifiers alone;
 * `redact_case` is a case with every text field redacted (case files as written, exports).
 
-Slack's exits are guarded in `bot.core.redaction_slack` (kept apart: it imports the Slack SDKs, which the CLI's
+Slack's exits are guarded in `bot.slack.redaction` (the Slack edge: it imports the Slack SDKs, which the CLI's
 file and export commands need not load). The exits redact secrets only (`contacts=False`): whether contact
 details are kept is decided once, at capture, by EVALBOT_REDACT_CONTACTS.
 """

@@ -2,5 +2,6 @@
 
 Only this package imports slack_bolt / slack_sdk. Handlers parse a payload, call one domain function and
 render its result. `reader` is the one reader of Slack message payloads (blocks, attachments, files, system
-subtypes) into capture's normalised messages; `source` fetches them; `blocks.kit` holds Slack's limits.
+subtypes) into capture's normalised messages; `source` fetches them; `blocks.kit` holds Slack's limits;
+`redaction` guards every Slack exit (Web API posts, response_url, Bolt's ack and respond) with the redactor.
 """

@@ -10,7 +10,6 @@ from typing import Any
 from slack_bolt import App
 
 from bot.core import metrics
-from bot.core.redaction_slack import redacting_middleware
 from bot.runtime import Runtime
 from bot.slack.client import make_web_client, sign_in
 from bot.slack.deps import SubmitFlag, build_deps
@@ -27,6 +26,7 @@ from bot.slack.listeners import (
     shortcuts,
     views,
 )
+from bot.slack.redaction import redacting_middleware
 
 log = logging.getLogger(__name__)
 

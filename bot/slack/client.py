@@ -11,8 +11,8 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from slack_sdk.web import SlackResponse
 
 from bot.core.errors import SlackUnavailableError
-from bot.core.redaction_slack import RedactingWebClient
 from bot.core.settings import Settings
+from bot.slack.redaction import RedactingWebClient
 
 T = TypeVar("T")
 

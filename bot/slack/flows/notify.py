@@ -7,7 +7,7 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.core.redaction_slack import RedactingWebhookClient
+from bot.slack.redaction import RedactingWebhookClient
 
 log = logging.getLogger(__name__)
 

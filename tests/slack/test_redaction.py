@@ -16,13 +16,13 @@ from slack_bolt.context import BoltContext
 from slack_sdk import WebClient
 from sqlmodel import select
 
-from bot.core.redaction_slack import RedactingWebClient, _RedactingAck, redacting_middleware
 from bot.core.settings import get_settings
 from bot.corpus.ids import slack_case_id
 from bot.runtime import open_runtime
 from bot.slack.client import make_web_client
 from bot.slack.flows.digest_post import post_digest
 from bot.slack.flows.notify import tell_user
+from bot.slack.redaction import RedactingWebClient, _RedactingAck, redacting_middleware
 from bot.store.tables import CaseResult, session_scope
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import FakeSlack
