@@ -20,9 +20,8 @@ from sqlalchemy import create_engine, text
 from bot.core import clock
 from bot.core.settings import get_settings
 from bot.store.tables import dispose_engines
+from tests.helpers.paths import EXAMPLE_CORPUS, REPO  # noqa: F401 - REPO: still importable from here by tests written before tests/helpers/paths.py
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_CORPUS = REPO / "corpus"
 PG_SERVER = os.environ.get("EVALBOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 _ENV_PREFIXES = ("SLACK_", "EVALBOT_", "ANTHROPIC_")

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from bot.cli import COMMANDS, app
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
 runner = CliRunner()
 

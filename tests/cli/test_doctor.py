@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from tests.conftest import EXAMPLE_CORPUS
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import FakeSlack
+from tests.helpers.paths import EXAMPLE_CORPUS
 
 runner = CliRunner()
 

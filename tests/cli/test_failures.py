@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from tests.conftest import EXAMPLE_CORPUS, REPO
+from tests.helpers.paths import EXAMPLE_CORPUS, REPO
 
 runner = CliRunner()
 

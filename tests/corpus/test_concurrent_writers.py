@@ -9,8 +9,8 @@ import textwrap
 
 from bot.corpus.files import Corpus
 from bot.corpus.gitrepo import Author
-from tests.conftest import REPO
 from tests.helpers import candidate
+from tests.helpers.paths import REPO
 
 N = 15
 

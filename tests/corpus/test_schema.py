@@ -8,7 +8,7 @@ import yaml
 from bot.core.errors import InvalidCaseError
 from bot.corpus.casefile import dump_case, parse_case
 from bot.corpus.schema import EXPECTATION_KINDS, Case, case_json_schema
-from tests.conftest import EXAMPLE_CORPUS
+from tests.helpers.paths import EXAMPLE_CORPUS
 
 DESIGN_EXAMPLE = """
 id: k3m9x2qa

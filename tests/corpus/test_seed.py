@@ -9,7 +9,7 @@ import pytest
 from bot.core.errors import ConfigError
 from bot.core.settings import load_settings
 from bot.corpus.seed import SEED_MESSAGE, prepare_data, seed_corpus
-from tests.conftest import EXAMPLE_CORPUS
+from tests.helpers.paths import EXAMPLE_CORPUS
 
 
 def test_the_data_dir_holds_the_default_corpus_and_database(tmp_path, monkeypatch):

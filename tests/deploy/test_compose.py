@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from bot.core.settings import Settings
-from tests.conftest import REPO
 from tests.helpers.dockerfile import runtime_stage
+from tests.helpers.paths import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))

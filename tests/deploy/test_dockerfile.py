@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shlex
 
-from tests.conftest import REPO
 from tests.helpers.dockerfile import runtime_stage
+from tests.helpers.paths import REPO
 
 
 def build_stage_lines() -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from slack_sdk import WebClient
 
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
 # Every Web API method evalbot calls (or may call: other features add conversations.history, views.publish,
 # reactions.add) -> the bot scopes it needs (https://api.slack.com/methods). An empty set: no scope needed.

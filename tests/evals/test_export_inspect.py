@@ -17,7 +17,7 @@ from bot.evals.graders import grade_deterministic
 from bot.evals.render import portable_graders
 from bot.evals.render.export import export_corpus, output_files, system_prompt_of
 from bot.evals.render.inspect_task import TASK_MARK
-from tests.conftest import EXAMPLE_CORPUS
+from tests.helpers.paths import EXAMPLE_CORPUS
 
 CASES = [
     ({"contains": "30 days"}, "within 30 days"), ({"contains": "30 days"}, "30 Days"),

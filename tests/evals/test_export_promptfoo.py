@@ -18,7 +18,7 @@ from bot.evals.config import load_eval_config
 from bot.evals.graders import grade_deterministic
 from bot.evals.render.export import export_corpus, system_prompt_of
 from bot.evals.render.promptfoo import FENCE_TRANSFORM, promptfoo_assert, promptfoo_config, schema_for_promptfoo
-from tests.conftest import EXAMPLE_CORPUS
+from tests.helpers.paths import EXAMPLE_CORPUS
 
 
 def case(case_id: str, *expect: dict) -> Case:

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
 
 @dataclass

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bot.corpus.ids import slack_case_id
-from tests.conftest import REPO
 from tests.fakes.slack import BOT_ID, BOT_USER_ID, FakeSlack
+from tests.helpers.paths import REPO
 from tests.helpers.serving import free_port
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, SECOND, seed
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import REPO
 from tests.fakes.slack import FakeSlack, event_callback, signed_request_headers
+from tests.helpers.paths import REPO
 from tests.helpers.serving import SECRET, free_port, post, reaction, wait_healthy
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, SECOND, seed
 

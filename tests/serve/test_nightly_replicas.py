@@ -24,9 +24,9 @@ from bot.runtime import open_runtime
 from bot.schedule import EXPECTED, JOB, slot_key
 from bot.store import claims
 from bot.store.tables import EvalRun, JobClaim, session_scope
-from tests.conftest import REPO
 from tests.fakes.slack import BOT_ID, FakeSlack
 from tests.helpers.evalruns import anthropic_corpus, wait_until
+from tests.helpers.paths import REPO
 from tests.helpers.serving import free_port
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, seed
 

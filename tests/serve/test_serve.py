@@ -14,8 +14,8 @@ import urllib.request
 import pytest
 
 from bot.corpus.ids import slack_case_id
-from tests.conftest import REPO
 from tests.fakes.slack import FakeSlack, event_callback, signed_request_headers
+from tests.helpers.paths import REPO
 from tests.helpers.serving import SECRET, free_port, post, reaction, wait_healthy
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, seed
 

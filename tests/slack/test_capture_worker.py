@@ -18,8 +18,8 @@ from bot.core.settings import get_settings
 from bot.corpus.ids import slack_case_id
 from bot.runtime import open_runtime
 from bot.slack.flows.capture_worker import CaptureWorker
-from tests.conftest import REPO
 from tests.fakes.slack import FakeSlack
+from tests.helpers.paths import REPO
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, configure, seed
 
 PARENT = """
