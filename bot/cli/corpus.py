@@ -7,7 +7,6 @@ The database layer (sqlmodel, half a second to import) is imported by the comman
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +15,7 @@ import typer
 
 from bot.cli.common import cli_author, cli_errors
 from bot.cli.export import export
-from bot.core.clock import precise_utcnow
+from bot.core.clock import age
 from bot.core.errors import ConfigError, EvalbotError, InvalidCaseError
 from bot.corpus.bulk import check_all
 from bot.corpus.casefile import dump_case
@@ -36,17 +35,6 @@ class Which(str, Enum):
 
 
 STATUS_OF = {"all": None, "candidates": "candidate", "cases": "promoted"}
-
-
-def age(moment: datetime) -> str:
-    """A short human age such as 3d or 5h."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    seconds = max(0, (precise_utcnow() - moment).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return "now"
 
 
 @app.command("list")

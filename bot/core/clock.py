@@ -39,6 +39,17 @@ def precise_utcnow() -> datetime:
     return datetime.now(timezone.utc) + _offset
 
 
+def age(moment: datetime, *, now: datetime | None = None) -> str:
+    """A short age such as 3d, 5h, 12m or now (a naive `moment` is UTC), for listings in the CLI and Slack."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    seconds = max(0.0, ((now or precise_utcnow()) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return "now"
+
+
 @contextmanager
 def frozen_at(moment: datetime) -> Iterator[datetime]:
     """Stop the clock at `moment` (aware) for the duration of the block; a frozen clock ignores any offset."""

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel
 
-from bot.core.clock import precise_utcnow
+from bot.core.clock import age
 from bot.corpus.schema import Case, expectation_kind, expectation_value
 from bot.corpus.similarity import NearDuplicate
 from bot.slack.blocks import kit
@@ -41,17 +41,6 @@ _section = kit.section
 _context = kit.context
 _button = kit.button
 clip = kit.clip
-
-
-def age(moment: datetime, *, now: datetime | None = None) -> str:
-    """A short age such as 3d, 5h, 12m or now."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    seconds = max(0.0, ((now or precise_utcnow()) - moment).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return "now"
 
 
 def slack_date(moment: datetime) -> str:
