@@ -22,6 +22,7 @@ from bot.capture.message import Message, SharedFile
 from bot.capture.transcripts import merge_turns, parse_messages_file, parse_pasted
 from bot.core.clock import utcnow
 from bot.core.errors import AlreadyRejectedError, CaptureError
+from bot.core.kinds import FlagTrigger, Role
 from bot.core.redaction import redact
 from bot.corpus import index as caseindex
 from bot.corpus.files import Corpus
@@ -56,7 +57,7 @@ class FlagRequest:
 
     channel: str
     user_id: str
-    trigger: str  # reaction | shortcut | mention
+    trigger: FlagTrigger
     ts: str
     thread_ts: str | None = None
     note: str | None = None
@@ -293,7 +294,7 @@ def _is_own(message: Message, source: ThreadSource) -> bool:
     )
 
 
-def _role(message: Message, assistant_ids: frozenset[str]) -> str:
+def _role(message: Message, assistant_ids: frozenset[str]) -> Role:
     if assistant_ids:
         return "assistant" if message.author_ids & assistant_ids else "user"
     # Without configured ids, any other bot in the thread is taken to be the AI system.

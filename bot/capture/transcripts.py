@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
+from bot.core.kinds import Role
 from bot.corpus.schema import Turn
 
 _SPEAKER = re.compile(r"^\s*(?:\*\*)?(user|human|customer|assistant|ai|bot)(?:\*\*)?\s*:\s?(?:\*\*)?\s?(.*)$", re.I)
@@ -30,7 +31,7 @@ def parse_pasted(text: str) -> list[Turn] | None:
     roles = {t["role"] for t in turns}
     if len(turns) < 2 or roles != {"user", "assistant"}:
         return None
-    return merge_turns([Turn(role=t["role"], content=t["content"].strip()) for t in turns])
+    return merge_turns([Turn(role=cast(Role, t["role"]), content=t["content"].strip()) for t in turns])
 
 
 def parse_messages_file(name: str, data: bytes) -> list[Turn]:

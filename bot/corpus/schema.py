@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from bot.core.kinds import CaseStatus, Role
+
 CASE_ID_PATTERN = r"^[a-z0-9]{4,32}$"
 
 
@@ -139,7 +141,7 @@ def expectation_value(expectation: BaseModel) -> Any:
 class Turn(_Strict):
     """One message of the conversation."""
 
-    role: Literal["user", "assistant"]
+    role: Role
     content: str
 
 
@@ -168,7 +170,7 @@ class Case(_Strict):
 
     id: str = Field(pattern=CASE_ID_PATTERN)
     title: str = Field(min_length=1, max_length=300)
-    status: Literal["candidate", "promoted"]
+    status: CaseStatus
     tags: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-/]+$")]] = Field(default_factory=list)
     source: Source
     conversation: list[Turn] = Field(min_length=1)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session, col, or_, select
 
 from bot.core.clock import utcnow
+from bot.core.kinds import Outcome, RunStatus, RunTrigger
 from bot.evals.compare import CaseStatus, Comparison, RunSummary, compare_runs
 from bot.store.tables import EvalRun, JobClaim
 
@@ -41,7 +42,7 @@ class Item:
     title: str
     detail: str | None  # the failing expectation, the judge's reason or the error; flaky: how often it passed
     permalink: str | None  # the Slack thread it was captured from
-    status: str  # pass | fail | error (now)
+    status: Outcome  # now
     flaggers: tuple[str, ...] = ()  # who flagged it (regressions and fixes, filled by bot.digest.people)
     judged: bool = False  # a rubric verdict of the judge failed it (the digest offers "the judge was wrong")
 
@@ -62,8 +63,8 @@ class Digest:
 
     run_id: int
     when: datetime  # when the run started (UTC)
-    trigger: str  # cli | slack | nightly
-    status: str  # finished | failed
+    trigger: RunTrigger
+    status: RunStatus  # finished or failed
     corpus_commit: str | None
     target: str | None
     failure: str | None  # set when the whole run failed: the reason, said once

@@ -22,6 +22,8 @@ from urllib.parse import parse_qs, urlparse
 
 from pydantic import BaseModel
 
+from bot.core.kinds import Outcome
+
 Kind = Literal["promoted", "rejected", "first_result", "fixed", "regressed"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 Graded = Literal["pass", "fail"]
@@ -75,7 +77,7 @@ class CaseOutcome:
 
     case_id: str
     title: str
-    status: str  # pass | fail | error
+    status: Outcome
     failure: str | None
     previous: tuple[int, Graded] | None  # (run id, status) of its last graded run before this one
     thread: tuple[str, str] | None  # (channel, thread ts) of the flag thread; None: not from Slack

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Literal, cast
 
 from sqlmodel import Session, col, func, select
 
+from bot.core.kinds import Outcome
 from bot.corpus.files import Corpus
 from bot.corpus.schema import Case
 from bot.corpus.similarity import NearDuplicate, near_duplicates
 from bot.store.tables import CaseIndex, CaseResult, EvalRun, Flag, Rejection
+
+FlagState = Literal["candidate", "promoted", "rejected", "removed"]  # what became of a flagged case
 
 FLAGS_PAGE = 10
 QUEUE_PAGE = 8
@@ -29,10 +33,10 @@ class MyFlag:
 
     case_id: str
     title: str
-    state: str  # candidate | promoted | rejected | removed
+    state: FlagState
     flagged_at: datetime
     permalink: str | None
-    last_status: str | None  # pass | fail | error in its last run, None before it ran
+    last_status: Outcome | None  # in its last run, None before it ran
     last_run_id: int | None
     reason: str | None = None  # rejected: why
 
@@ -94,14 +98,14 @@ def _page(total: int, size: int, wanted: int) -> Page:
     return Page(number=min(max(1, wanted), pages), pages=pages, total=total)
 
 
-def _last_results(session: Session, case_ids: list[str]) -> dict[str, tuple[int, str]]:
+def _last_results(session: Session, case_ids: list[str]) -> dict[str, tuple[int, Outcome]]:
     if not case_ids:
         return {}
     latest = (select(CaseResult.case_id, func.max(CaseResult.run_id).label("run_id"))
               .where(col(CaseResult.case_id).in_(case_ids)).group_by(col(CaseResult.case_id)).subquery())
     rows = session.exec(select(CaseResult.case_id, CaseResult.run_id, CaseResult.status)
                         .join(latest, (col(CaseResult.case_id) == latest.c.case_id) & (col(CaseResult.run_id) == latest.c.run_id)))
-    return {case_id: (run_id, status) for case_id, run_id, status in rows}
+    return {case_id: (run_id, cast(Outcome, status)) for case_id, run_id, status in rows}  # a CaseResult.status
 
 
 def my_flags(session: Session, cases: list[Case], *, user_id: str) -> list[MyFlag]:

@@ -26,6 +26,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.core.errors import RunNotFoundError
+from bot.core.kinds import Outcome, RunMode, RunStatus, RunTrigger
 from bot.evals import records, reviews
 from bot.evals.against import AGAINST_KEY, AgainstColumn
 from bot.evals.changes import SYSTEM_KEY, describe
@@ -44,9 +45,9 @@ class RunSummary:
     """One run's record: what was evaluated, when, and the totals."""
 
     id: int
-    status: str  # running | finished | failed
-    trigger: str  # cli | slack | nightly
-    mode: str  # sync | batch
+    status: RunStatus
+    trigger: RunTrigger
+    mode: RunMode
     started_at: datetime
     finished_at: datetime | None
     corpus_commit: str | None
@@ -98,7 +99,7 @@ class CaseStatus:
 
     case_id: str
     title: str
-    status: str  # pass | fail | error
+    status: Outcome
     pass_rate: float
     flaky: bool
     trials: int
@@ -244,7 +245,7 @@ def compare_runs(session: Session, run_id: int, baseline_id: int | None = None) 
         raise RunNotFoundError(f"there is no run {run_id} (see `evalbot eval report`)")
     baseline = resolve_baseline(session, run_id, baseline_id)
     current = records.case_results(session, run_id)
-    before = {row.case_id: row for row in records.case_results(session, baseline.id)} if baseline else {}
+    before = {row.case_id: row for row in records.case_results(session, baseline.id)} if baseline and baseline.id else {}
     confirmed = _confirmations(run, baseline)
     quarantined = set(records.target_info(run).get(QUARANTINE_KEY) or [])
     histories = case_histories(session, run_id)

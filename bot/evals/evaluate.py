@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.core.errors import CaseRefError, ConfigError, CorpusError, RunNotFoundError
+from bot.core.kinds import RunTrigger
 from bot.core.llm import LLM, RetryPolicy
 from bot.corpus.files import Corpus
 from bot.corpus.schema import Case, Rubric
@@ -102,7 +103,7 @@ def _make_judge(rt: Runtime, config: EvalConfig, policy: RetryPolicy, concurrenc
                  examples=examples)
 
 
-def _start_run(rt: Runtime, config: EvalConfig, *, trigger: str, target: Target, judge: Judge | None, trials: int,
+def _start_run(rt: Runtime, config: EvalConfig, *, trigger: RunTrigger, target: Target, judge: Judge | None, trials: int,
                cases: Sequence[Case], warnings: list[str], batch: bool) -> int:
     commit = _corpus_commit(rt.corpus, warnings)
     with session_scope(rt.engine) as session:
@@ -120,7 +121,7 @@ def _start_run(rt: Runtime, config: EvalConfig, *, trigger: str, target: Target,
 
 async def run_eval_async(
     rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
-    tags: Sequence[str] = (), baseline_id: int | None = None, trigger: str = "cli", progress: Progress | None = None,
+    tags: Sequence[str] = (), baseline_id: int | None = None, trigger: RunTrigger = "cli", progress: Progress | None = None,
     target: Target | None = None, judge: Judge | None = None, poll: PollPolicy | None = None,
     against: str | None = None, against_target: Target | None = None,
 ) -> RunReport:
@@ -225,7 +226,7 @@ async def _run_sync(rt: Runtime, run_id: int, cases: Sequence[Case], runner: Run
 
 def run_eval(
     rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
-    tags: Sequence[str] = (), baseline_id: int | None = None, trigger: str = "cli", progress: Progress | None = None,
+    tags: Sequence[str] = (), baseline_id: int | None = None, trigger: RunTrigger = "cli", progress: Progress | None = None,
     target: Target | None = None, judge: Judge | None = None, poll: PollPolicy | None = None,
     against: str | None = None, against_target: Target | None = None,
 ) -> RunReport:

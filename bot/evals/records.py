@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from bot.core import metrics
 from bot.core.clock import utcnow
+from bot.core.kinds import RunMode, RunTrigger
 from bot.core.redaction_exits import redact_payload, redact_text
 from bot.core.usage import Usage, UsageMeter, estimate_cost
 from bot.evals.runner import CaseOutcome
@@ -30,7 +31,7 @@ from bot.store.tables import CaseResult, EvalRun, TrialResult
 BATCH_STATE = "batch"  # key in EvalRun.target of a batch run's resume state, removed when the run finishes
 
 
-def create_run(session: Session, *, trigger: str, mode: str, corpus_commit: str | None, config_fingerprint: str,
+def create_run(session: Session, *, trigger: RunTrigger, mode: RunMode, corpus_commit: str | None, config_fingerprint: str,
                target_label: str, judge_model: str | None, trials: int, cases_total: int,
                batch_cases: Sequence[str] | None = None) -> EvalRun:
     """Insert a `running` EvalRun and flush it so it has an id (a batch run also records its case ids)."""

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.core.errors import CallFailed
+from bot.core.kinds import Outcome
 from bot.core.usage import Usage, UsageMeter
 from bot.corpus.schema import Case, expectation_kind, expectation_value
 from bot.evals.graders import Verdict, grade_deterministic, is_deterministic
@@ -30,7 +31,7 @@ class TrialOutcome:
 
     case_id: str
     trial: int
-    status: str  # pass | fail | error
+    status: Outcome
     output: str | None = None
     verdicts: list[Verdict] = field(default_factory=list)
     latency_ms: float | None = None  # of the target call
@@ -50,7 +51,7 @@ class CaseOutcome:
 
     case: Case
     trials: list[TrialOutcome]
-    status: str  # pass | fail | error
+    status: Outcome
     pass_rate: float
     flaky: bool
 
@@ -71,6 +72,7 @@ def summarize(case: Case, trials: list[TrialOutcome], *, pass_threshold: float) 
     passed = sum(1 for t in graded if t.status == "pass")
     rate = passed / len(graded) if graded else 0.0
     flaky = 0 < passed < len(graded)
+    status: Outcome
     if len(graded) < len(trials):
         status = "error"
     else:
@@ -114,6 +116,7 @@ class Runner:
                 usage = usage + judged.usage
                 if judged.usage != Usage():
                     self.meter.add(self.judge.model, judged.usage)
+        status: Outcome
         if any(v.error for v in verdicts):
             status = "error"
         else:

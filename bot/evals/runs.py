@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 
 from bot.core.clock import utcnow
 from bot.core.errors import EvalbotError, RunInProgressError
+from bot.core.kinds import RunTrigger
 from bot.evals.config import load_eval_config
 from bot.evals.evaluate import RunReport, run_eval, select_cases
 from bot.runtime import Runtime
@@ -147,7 +148,7 @@ _IN_FLIGHT: set[RunLock] = set()
 _IN_FLIGHT_GUARD = threading.Lock()
 
 
-def acquire_run_lock(engine: Engine, *, trigger: str, user: str | None = None, stale_after: timedelta = STALE_AFTER,
+def acquire_run_lock(engine: Engine, *, trigger: RunTrigger, user: str | None = None, stale_after: timedelta = STALE_AFTER,
                      lock_timeout: timedelta = LOCK_TIMEOUT, heartbeat: timedelta = HEARTBEAT) -> RunLock:
     """Take the run lock or raise RunInProgressError; fails runs left behind by dead processes on the way."""
     holder = f"{trigger}|{user or '-'}|{PROCESS}|{uuid.uuid4().hex[:8]}"
@@ -158,8 +159,8 @@ def acquire_run_lock(engine: Engine, *, trigger: str, user: str | None = None, s
         if not claim(session, job=LOCK_JOB, slot=LOCK_SLOT, holder=holder):
             took_over = claim(session, job=LOCK_JOB, slot=LOCK_SLOT, holder=holder, take_over_before=now - lock_timeout)
             if not took_over:
-                lock = session.get(JobClaim, (LOCK_JOB, LOCK_SLOT))
-                raise RunInProgressError(in_progress_message(session, lock_holder=lock.claimed_by if lock else None))
+                held = session.get(JobClaim, (LOCK_JOB, LOCK_SLOT))
+                raise RunInProgressError(in_progress_message(session, lock_holder=held.claimed_by if held else None))
         for run_id in fail_stale_runs(session, started_before=now - stale_after,
                                       reason=f"abandoned: still running after {stale_after} (the process running it stopped)"):
             log.warning("run %d was still 'running' after %s: marked failed", run_id, stale_after)
@@ -198,14 +199,14 @@ def interrupt_in_flight(reason: str = "interrupted: evalbot stopped during the r
 class RunOutcome:
     """How a run ended: its report, or the reason it failed (run_id set when the failure was recorded)."""
 
-    trigger: str
+    trigger: RunTrigger
     run_id: int | None
     report: RunReport | None = None
     error: str | None = None
     user: str | None = None
 
 
-def run_exclusive(rt: Runtime, *, trigger: str = "cli", user: str | None = None, **run_kwargs: Any) -> RunReport:
+def run_exclusive(rt: Runtime, *, trigger: RunTrigger = "cli", user: str | None = None, **run_kwargs: Any) -> RunReport:
     """`run_eval` under the run lock (RunInProgressError while another run is in progress)."""
     lock = acquire_run_lock(rt.engine, trigger=trigger, user=user)
     try:
@@ -214,7 +215,7 @@ def run_exclusive(rt: Runtime, *, trigger: str = "cli", user: str | None = None,
         lock.release()
 
 
-def _run_locked(rt: Runtime, lock: RunLock, *, trigger: str, user: str | None, **run_kwargs: Any) -> RunOutcome:
+def _run_locked(rt: Runtime, lock: RunLock, *, trigger: RunTrigger, user: str | None, **run_kwargs: Any) -> RunOutcome:
     try:
         report = run_eval(rt, trigger=trigger, **run_kwargs)
         return RunOutcome(trigger, report.run_id, report=report, user=user)
@@ -229,7 +230,7 @@ def _run_locked(rt: Runtime, lock: RunLock, *, trigger: str, user: str | None, *
     return RunOutcome(trigger, run_id, error=error, user=user)
 
 
-def run_once(rt: Runtime, *, trigger: str, user: str | None = None, **run_kwargs: Any) -> RunOutcome:
+def run_once(rt: Runtime, *, trigger: RunTrigger, user: str | None = None, **run_kwargs: Any) -> RunOutcome:
     """Run under the lock and return the outcome instead of raising (RunInProgressError is still raised)."""
     lock = acquire_run_lock(rt.engine, trigger=trigger, user=user)
     return _run_locked(rt, lock, trigger=trigger, user=user, **run_kwargs)
@@ -244,7 +245,7 @@ class StartedRun:
     thread: threading.Thread
 
 
-def start_run(rt: Runtime, *, trigger: str, on_done: Callable[[RunOutcome], None], user: str | None = None,
+def start_run(rt: Runtime, *, trigger: RunTrigger, on_done: Callable[[RunOutcome], object], user: str | None = None,
               **run_kwargs: Any) -> StartedRun:
     """Take the run lock now (RunInProgressError otherwise) and run in a daemon thread; `on_done(outcome)` at the end.
 

@@ -88,7 +88,7 @@ class SlackThreadSource:
             cursor = (data.get("response_metadata") or {}).get("next_cursor")
             if not data.get("has_more") or not cursor:
                 break
-        seen: set[str] = set()
+        seen: set[Any] = set()
         unique = [m for m in messages if not (m.get("ts") in seen or seen.add(m.get("ts")))]  # type: ignore[func-returns-value]
         ordered = sorted(unique, key=lambda m: tuple(int(p) for p in m["ts"].split(".")))
         return [self.read(m) for m in ordered]

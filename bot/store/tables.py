@@ -17,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, event, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, create_engine
+from sqlmodel import AutoString, Field, Session, SQLModel, create_engine
 
 from bot.core.clock import utcnow
+from bot.core.kinds import CaseStatus, FlagTrigger, InboxStatus, Outcome, RunMode, RunStatus, RunTrigger
 
 
 class PendingFlag(SQLModel, table=True):
@@ -38,9 +39,9 @@ class PendingFlag(SQLModel, table=True):
     ts: str = Field(max_length=32)
     thread_ts: str | None = Field(default=None, max_length=32)
     user_id: str = Field(max_length=32)
-    trigger: str = Field(max_length=16)
+    trigger: FlagTrigger = Field(sa_type=AutoString(length=16))
     note: str | None = Field(default=None, sa_column=Column(Text))
-    status: str = Field(default="pending", index=True, max_length=16)  # pending | leased | done | failed
+    status: InboxStatus = Field(default="pending", index=True, sa_type=AutoString(length=16))
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     leased_by: str | None = Field(default=None, max_length=128)
@@ -70,7 +71,7 @@ class Flag(SQLModel, table=True):
     channel: str | None = Field(default=None, max_length=32)
     ts: str | None = Field(default=None, max_length=32)
     user_id: str = Field(max_length=32)
-    trigger: str = Field(max_length=16)
+    trigger: FlagTrigger = Field(sa_type=AutoString(length=16))
     note: str | None = Field(default=None, sa_column=Column(Text))
     flagged_at: datetime = Field(default_factory=utcnow)
 
@@ -80,7 +81,7 @@ class CaseIndex(SQLModel, table=True):
 
     __tablename__ = "case_index"
     id: str = Field(primary_key=True, max_length=32)
-    status: str = Field(index=True, max_length=16)
+    status: CaseStatus = Field(index=True, sa_type=AutoString(length=16))
     title: str = Field(sa_column=Column(Text, nullable=False))
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     source_kind: str = Field(max_length=16)
@@ -137,9 +138,9 @@ class EvalRun(SQLModel, table=True):
 
     __tablename__ = "eval_runs"
     id: int | None = Field(default=None, primary_key=True)
-    status: str = Field(default="running", index=True, max_length=16)  # running | finished | failed
-    trigger: str = Field(default="cli", max_length=16)  # cli | slack | nightly
-    mode: str = Field(default="sync", max_length=16)  # sync | batch
+    status: RunStatus = Field(default="running", index=True, sa_type=AutoString(length=16))
+    trigger: RunTrigger = Field(default="cli", sa_type=AutoString(length=16))
+    mode: RunMode = Field(default="sync", sa_type=AutoString(length=16))
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
     corpus_commit: str | None = Field(default=None, max_length=64)
@@ -179,7 +180,7 @@ class CaseResult(SQLModel, table=True):
     run_id: int = Field(foreign_key="eval_runs.id", index=True)
     case_id: str = Field(max_length=32)
     title: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(max_length=16)  # pass | fail | error
+    status: Outcome = Field(sa_type=AutoString(length=16))
     pass_rate: float = 0.0
     flaky: bool = False
     trials: int = 1
@@ -195,7 +196,7 @@ class TrialResult(SQLModel, table=True):
     run_id: int = Field(foreign_key="eval_runs.id", index=True)
     case_id: str = Field(max_length=32)
     trial: int = 0
-    status: str = Field(max_length=16)  # pass | fail | error
+    status: Outcome = Field(sa_type=AutoString(length=16))
     output: str | None = Field(default=None, sa_column=Column(Text))
     verdicts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     latency_ms: float | None = None

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 
 from bot.core.clock import utcnow
 from bot.core.errors import CallFailed, ConfigError, RunTakenOverError
+from bot.core.kinds import Outcome
 from bot.core.llm import LLM, message_text
 from bot.core.redaction_exits import redact_payload, redact_text
 from bot.core.usage import Usage, UsageMeter
@@ -124,6 +125,7 @@ class _Trial:
             return TrialOutcome(self.case.id, self.trial, "error", latency_ms=self.latency_ms, usage=self.usage,
                                 error=self.error)
         verdicts = [v or Verdict("rubric", False, "no verdict came back from the judge", error=True) for v in self.verdicts]
+        status: Outcome
         if any(v.error for v in verdicts):
             status = "error"
         else:

@@ -13,8 +13,9 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
 from bot.capture import catchup as domain
@@ -25,13 +26,6 @@ PAGE = 200
 BURST = 20  # calls before pacing starts
 PACE_SECONDS = 1.2  # Tier 3 is about 50 calls a minute per method
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
-
-
-class HistoryClient(Protocol):
-    """The two Web API methods catch-up reads with (slack_sdk's WebClient)."""
-
-    def conversations_history(self, **kwargs: Any) -> Any: ...
-    def conversations_replies(self, **kwargs: Any) -> Any: ...
 
 
 @dataclass
@@ -60,7 +54,7 @@ class _Pacer:
 class SlackChannelReader:
     """`bot.capture.catchup.ChannelReader` over the Web API, paged and paced."""
 
-    def __init__(self, client: HistoryClient, scope: CatchupScope, *, sleep: Callable[[float], None] = time.sleep,
+    def __init__(self, client: WebClient, scope: CatchupScope, *, sleep: Callable[[float], None] = time.sleep,
                  pace: float = PACE_SECONDS) -> None:
         self.client, self.scope = client, scope
         self._pacer = _Pacer(sleep, pace)
@@ -106,7 +100,7 @@ class SlackChannelReader:
                 return
 
 
-def catch_up(client: HistoryClient, *, engine: Engine, corpus: Corpus, scope: CatchupScope,
+def catch_up(client: WebClient, *, engine: Engine, corpus: Corpus, scope: CatchupScope,
              now: float | None = None, sleep: Callable[[float], None] = time.sleep,
              pace: float = PACE_SECONDS) -> CatchupResult:
     """Write to the inbox every flag in the channel the bot has not seen (`bot.capture.catchup.catch_up`)."""

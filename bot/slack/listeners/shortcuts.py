@@ -24,7 +24,7 @@ def on_shortcut(ack: Ack, shortcut: dict[str, Any], client: WebClient, *, deps: 
     settings = deps.runtime.settings
     channel = (shortcut.get("channel") or {}).get("id")
     user = shortcut["user"]["id"]
-    if channel != settings.channel:
+    if channel is None or channel != settings.channel:
         tell_user(client, user=user, response_url=shortcut.get("response_url"),
                   text=f"I only take flags in <#{settings.channel}>: use the shortcut on a message there.")
         return
