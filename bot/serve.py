@@ -21,6 +21,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.capture import inbox
 from bot.capture.catchup import CatchupScope, catch_up
+from bot.core.errors import RunInProgressError
 from bot.core.logs import setup_logging
 from bot.core.settings import Settings
 from bot.corpus.recovery import recover
@@ -80,6 +81,12 @@ def start_background(runtime: Runtime, app: App) -> Nightly:
             # Batch runs a restart interrupted: finish them (this can take hours), then post their digests.
             if resume_batch_runs(runtime):
                 post_pending_digests(runtime, client=client)
+            # A nightly run a stop or a crash interrupted: grade the cases it had not graded, post its digest.
+            resumed = runs.resume_interrupted(runtime, trigger="nightly")
+            if resumed is not None:
+                publish(runtime, resumed, client=client)
+        except RunInProgressError as exc:
+            log.info("not resuming an interrupted nightly run now: %s", exc)
         except Exception:  # noqa: BLE001 - they stay pending for the next start
             log.exception("finishing interrupted runs or posting pending digests failed")
 
@@ -116,7 +123,7 @@ def stop_background(nightly: Nightly) -> None:
     while _FOLLOWUPS:
         _FOLLOWUPS.pop().stop()
     if runs.interrupt_in_flight():
-        log.warning("stopped during an eval run: marked failed as interrupted (a batch run resumes at the next start)")
+        log.warning("stopped during an eval run: marked interrupted (a nightly or batch run resumes at the next start)")
 
 
 def run(settings: Settings, *, http: bool, port: int) -> None:
