@@ -21,6 +21,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.capture import inbox
 from bot.capture.catchup import CatchupScope, catch_up
+from bot.core.clock import utcnow
 from bot.core.errors import RunInProgressError
 from bot.core.logs import setup_logging
 from bot.core.settings import Settings
@@ -77,7 +78,10 @@ def start_background(runtime: Runtime, app: App) -> Nightly:
 
     def post_pending() -> None:
         try:
-            post_pending_digests(runtime, client=client)
+            with session_scope(runtime.engine) as session:  # its digest comes when the resumed run ends
+                resuming = [run.id for run in runs.interrupted_runs(session, trigger="nightly",
+                                                                     since=utcnow() - runs.STALE_AFTER)][:1]
+            post_pending_digests(runtime, client=client, exclude=[i for i in resuming if i is not None])
             # Batch runs a restart interrupted: finish them (this can take hours), then post their digests.
             if resume_batch_runs(runtime):
                 post_pending_digests(runtime, client=client)
