@@ -23,9 +23,10 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.core.errors import CaseRefError, ConfigError, CorpusError
+from bot.core.errors import CaseRefError, ConfigError
 from bot.core.usage import UsageMeter
 from bot.corpus.files import Corpus
+from bot.corpus.prefetch import read_ahead
 from bot.corpus.refresh import refresh
 from bot.corpus.schema import Case
 from bot.evals import records
@@ -84,13 +85,9 @@ def plan_cases(corpus: Corpus, session: Any, *, case_ids: Sequence[str] = (), ta
 
 
 def iter_cases(corpus: Corpus, case_ids: Sequence[str], skipped: list[str]) -> Iterator[Case]:
-    """The cases of `case_ids`, read from their files one at a time; a file gone or broken since the plan was made
-    is noted in `skipped` and left out."""
-    for case_id in case_ids:
-        try:
-            yield corpus.load(case_id, "promoted")
-        except CorpusError as exc:
-            skipped.append(f"{case_id}: {exc}")
+    """The cases of `case_ids`, read from their files as the run goes (a worker process reads ahead on a long
+    list); a file gone or broken since the plan was made is noted in `skipped` and left out."""
+    return read_ahead(corpus, case_ids, "promoted", skipped)
 
 
 class _Saver:
