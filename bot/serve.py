@@ -20,6 +20,8 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.capture import inbox
+from bot.core.clock import utcnow
+from bot.core.errors import RunInProgressError
 from bot.core.logs import setup_logging
 from bot.core.settings import Settings
 from bot.corpus.recovery import recover
@@ -76,10 +78,19 @@ def start_background(runtime: Runtime, app: App) -> Nightly:
 
     def post_pending() -> None:
         try:
-            post_pending_digests(runtime, client=client)
+            with session_scope(runtime.engine) as session:  # its digest comes when the resumed run ends
+                resuming = [run.id for run in runs.interrupted_runs(session, trigger="nightly",
+                                                                     since=utcnow() - runs.STALE_AFTER)][:1]
+            post_pending_digests(runtime, client=client, exclude=[i for i in resuming if i is not None])
             # Batch runs a restart interrupted: finish them (this can take hours), then post their digests.
             if resume_batch_runs(runtime):
                 post_pending_digests(runtime, client=client)
+            # A nightly run a stop or a crash interrupted: grade the cases it had not graded, post its digest.
+            resumed = runs.resume_interrupted(runtime, trigger="nightly")
+            if resumed is not None:
+                publish(runtime, resumed, client=client)
+        except RunInProgressError as exc:
+            log.info("not resuming an interrupted nightly run now: %s", exc)
         except Exception:  # noqa: BLE001 - they stay pending for the next start
             log.exception("finishing interrupted runs or posting pending digests failed")
 
@@ -116,7 +127,7 @@ def stop_background(nightly: Nightly) -> None:
     while _FOLLOWUPS:
         _FOLLOWUPS.pop().stop()
     if runs.interrupt_in_flight():
-        log.warning("stopped during an eval run: marked failed as interrupted (a batch run resumes at the next start)")
+        log.warning("stopped during an eval run: marked interrupted (a nightly or batch run resumes at the next start)")
 
 
 def run(settings: Settings, *, http: bool, port: int) -> None:

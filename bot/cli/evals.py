@@ -22,7 +22,7 @@ from bot.evals.compare import compare_runs
 from bot.evals.gate import GateRules, decide
 from bot.evals.render.junit import junit_xml
 from bot.evals.render.report import PAGE, comparison_json, format_comparison
-from bot.evals.runs import run_exclusive
+from bot.evals.runs import resume_exclusive, run_exclusive, stopped_hint
 from bot.runtime import open_runtime
 from bot.store.tables import session_scope
 
@@ -70,8 +70,15 @@ def run(
     post: Annotated[bool, typer.Option("--post", help="Post the digest to EVALBOT_CHANNEL, as the nightly run does.")] = False,
     show_all: Annotated[bool, typer.Option("--all", help=f"List every case in each section (default: {PAGE}).")] = False,
     against: Annotated[str | None, typer.Option(help="Also run the target as configured at this git ref, side by side.")] = None,
+    resume: Annotated[int | None, typer.Option("--resume", metavar="RUN", help="Take up run RUN that stopped half-way "
+                                               "(crash, Ctrl-C): grade only the cases it had not graded.")] = None,
 ) -> None:
     """Run the promoted cases against the target, grade them, record the run and compare it."""
+    if resume is not None:
+        given = [name for name, value in (("--trials", trials), ("--case", case), ("--tag", tag),
+                                          ("--baseline", baseline), ("--against", against)) if value]
+        if given:
+            raise ConfigError(f"--resume {resume} goes on with the run as it was started: drop {', '.join(given)}")
     rt = open_runtime(existing_corpus=True)
     if post:
         # Say so before a long run, not after it: --post needs the bot token and the channel.
@@ -79,8 +86,15 @@ def run(
         if missing:
             raise ConfigError(f"--post needs Slack: {missing[0]}")
     progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    report = run_exclusive(rt, trigger="cli", trials=trials, concurrency=concurrency, case_ids=case or (), tags=tag or (),
-                           baseline_id=baseline, progress=progress, against=against)
+    try:
+        if resume is not None:
+            report = resume_exclusive(rt, resume, concurrency=concurrency, progress=progress)
+        else:
+            report = run_exclusive(rt, trigger="cli", trials=trials, concurrency=concurrency, case_ids=case or (),
+                                   tags=tag or (), baseline_id=baseline, progress=progress, against=against)
+    except KeyboardInterrupt:
+        typer.echo(f"\nstopped: {stopped_hint(rt)}", err=True)
+        raise typer.Exit(130) from None
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(format_comparison(report.comparison, page=None if show_all else PAGE))

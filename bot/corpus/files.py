@@ -14,13 +14,15 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from filelock import FileLock
 
+from bot.core.clock import precise_utcnow
 from bot.core.errors import AmbiguousIdError, CaseNotFoundError, CorpusError, EvalbotError, InvalidCaseError, RebaseStoppedError
 from bot.corpus.casefile import dump_case, parse_case
 from bot.corpus.gitrepo import Author, GitRepo
@@ -79,12 +81,23 @@ class _Pending:
     error: BaseException | None = None
     failure: _Failure | None = None
     commit: str | None = None  # the commit holding this change, when it is the only change in it
+    at: datetime = field(default_factory=precise_utcnow)  # when it was written
+
+
+@dataclass(frozen=True)
+class Uncommitted:
+    """A change written to the corpus folder whose commit does not exist yet."""
+
+    author: Author
+    message: str
+    at: datetime
 
 
 @dataclass
 class _CommitQueue:
     pending: list[_Pending] = field(default_factory=list)
-    guard: threading.Lock = field(default_factory=threading.Lock)  # protects `pending`
+    committing: list[_Pending] = field(default_factory=list)  # taken from `pending`, their commit not made yet
+    guard: threading.Lock = field(default_factory=threading.Lock)  # protects `pending` and `committing`
     mutex: threading.Lock = field(default_factory=threading.Lock)  # one committer at a time
 
 
@@ -368,6 +381,18 @@ class Corpus:
                 return
         self._committed(queue, entry, locked=False)
 
+    def uncommitted(self, paths: Iterable[Path]) -> Uncommitted | None:
+        """The newest change to any of `paths` written in this process but not committed yet (it waits in the group
+        commit), or None: what git does not know yet about who changed a file."""
+        wanted = set(paths)
+        queue = _commit_queue(self.root)
+        with queue.guard:
+            entries = [*queue.committing, *queue.pending]
+        for entry in reversed(entries):
+            if wanted & set(entry.change.after):
+                return Uncommitted(entry.author, entry.message, entry.at)
+        return None
+
     def _take_back(self, entry: _Pending) -> None:
         """After-commit work failed (e.g. the database): take the commit back and undo the files, when the commit
         holds this change alone and is still HEAD (we hold the lock; nothing is pushed yet). Else it stays, logged."""
@@ -401,24 +426,32 @@ class Corpus:
                 return
             with queue.guard:
                 batch, queue.pending = queue.pending, []
-            with self.lock("git"):
-                failed: _Failure | None = None
-                for group in _by_author(batch):
-                    files = {path: text for e in group for path, text in e.change.after.items()}
-                    try:
-                        if failed is not None:  # later changes may build on the failed ones: they fail too
-                            raise failed.entries[0].error or CorpusError("an earlier commit failed")
-                        sha = self.repo.commit_files(files, message=_group_message(group), author=group[0].author,
-                                                     allow_empty=any(e.change.record for e in group))
-                        if len(group) == 1:
-                            group[0].commit = sha
-                    except BaseException as exc:  # noqa: BLE001 - every writer in the group gets the failure
-                        failed = failed or _Failure(entries=[])
-                        failed.entries.extend(group)
-                        for pending in group:
-                            pending.error, pending.failure = exc, failed
+                queue.committing = batch
+            try:
+                self._commit_batch(batch)
+            finally:
+                with queue.guard:
+                    queue.committing = []
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        with self.lock("git"):
+            failed: _Failure | None = None
+            for group in _by_author(batch):
+                files = {path: text for e in group for path, text in e.change.after.items()}
+                try:
+                    if failed is not None:  # later changes may build on the failed ones: they fail too
+                        raise failed.entries[0].error or CorpusError("an earlier commit failed")
+                    sha = self.repo.commit_files(files, message=_group_message(group), author=group[0].author,
+                                                 allow_empty=any(e.change.record for e in group))
+                    if len(group) == 1:
+                        group[0].commit = sha
+                except BaseException as exc:  # noqa: BLE001 - every writer in the group gets the failure
+                    failed = failed or _Failure(entries=[])
+                    failed.entries.extend(group)
                     for pending in group:
-                        pending.done = True
+                        pending.error, pending.failure = exc, failed
+                for pending in group:
+                    pending.done = True
 
     def pull(self) -> bool:
         """Rebase onto the remote's branch before a change; an unreachable remote is logged, not fatal.

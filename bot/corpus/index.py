@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, delete, func, select
 
-from bot.corpus.schema import Case
+from bot.corpus.schema import Case, Rubric
 from bot.store.tables import CaseIndex
 
 
@@ -28,6 +28,8 @@ def index_row(case: Case) -> CaseIndex:
         promoted_at=case.promoted_at,
         turns=len(case.conversation),
         expectations=len(case.expect),
+        quarantined=bool(case.quarantined),
+        judged=any(isinstance(e, Rubric) for e in case.expect),
     )
 
 

@@ -1,7 +1,7 @@
 """`evalbot eval run --against REF`: the target as configured at another git ref, evaluated in the same run.
 
 `materialize` copies `evalbot.toml` and the prompt files it names, as they were at REF, into a scratch folder and
-loads that configuration; the run then asks both targets every case (`run_against`), records the other column in
+loads that configuration; the run then asks both targets every case, records the other column in
 the run's JSON document (`EvalRun.target["against"]`), and the report and JUnit show both side by side, so a
 prompt change can be checked before it ships. Only the configuration and prompts come from REF: the code of a
 `python` or `command` target is the working tree's. The other column is not re-run or compared with a baseline.
@@ -9,16 +9,15 @@ prompt change can be checked before it ships. Only the configuration and prompts
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.core.errors import ConfigError, CorpusError, EvalbotError
 from bot.corpus.files import Corpus
-from bot.corpus.schema import Case
 from bot.evals.config import AnthropicTarget, EvalConfig, load_eval_config
-from bot.evals.runner import CaseOutcome, Runner
+from bot.evals.runner import CaseOutcome
 
 AGAINST_KEY = "against"
 
@@ -71,16 +70,15 @@ def load_eval_config_at(folder: Path, copy: Callable[[str], None]) -> EvalConfig
         raise ConfigError(f"evalbot.toml at that ref: {exc}") from None
 
 
-async def run_against(runner: Runner, cases: Sequence[Case]) -> list[CaseOutcome]:
-    """Every case against the other target (no re-runs)."""
-    return await runner.run(cases)
+def summary(outcome: CaseOutcome) -> dict[str, Any]:
+    """What the other column keeps of a case's outcome."""
+    return {"status": outcome.status, "pass_rate": outcome.pass_rate, "trials": len(outcome.trials),
+            "failure": outcome.failure}
 
 
-def record(materialized: Materialized, label: str, outcomes: Sequence[CaseOutcome], changes: list[str]) -> dict[str, Any]:
-    """The JSON-ready other column: ref, commit, target label, what differs, and each case's result."""
-    return {"ref": materialized.ref, "commit": materialized.commit, "label": label, "changes": changes,
-            "cases": {o.case.id: {"status": o.status, "pass_rate": o.pass_rate, "trials": len(o.trials),
-                                  "failure": o.failure} for o in outcomes}}
+def record(materialized: Materialized, label: str, cases: dict[str, dict[str, Any]], changes: list[str]) -> dict[str, Any]:
+    """The JSON-ready other column: ref, commit, target label, what differs, and each case's result (`summary`)."""
+    return {"ref": materialized.ref, "commit": materialized.commit, "label": label, "changes": changes, "cases": cases}
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,11 @@
   "models": {"<model>": {"input_tokens": N, "output_tokens": N, "cost_usd": X | null}}, "cost_note": "…" | null}`
 (read it with `target_info`); a model's entry also has `cache_read_tokens`/`cache_write_tokens` when the run used
 prompt caching. A run's cost is the sum over models with a known price; `cost_note` names the models whose price
-is unknown. While a batch run is in progress the document also holds `"batch": {"cases": [...], "usage": {...}}`,
-what `bot.evals.batch.run` needs to resume it after a restart; `finish_run` removes it.
+is unknown. While a run is in progress the document also holds what is needed to resume it after a restart:
+`"batch": {"cases": [...], "usage": {...}}` for a batch run (`bot.evals.batch.run`), `"plan": {"cases": [...],
+"usage": {...}}` for a synchronous one (`bot.evals.sync_run`: the usage metered by the outcomes saved so far);
+`finish_run` removes both. A synchronous run saves its case results as they finish, so the run's totals are always
+counted from its rows in the database.
 """
 
 from __future__ import annotations
@@ -18,26 +21,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from bot.core import metrics
 from bot.core.clock import utcnow
 from bot.core.kinds import RunMode, RunTrigger
 from bot.core.redaction_exits import redact_payload, redact_text
 from bot.core.usage import Usage, UsageMeter, estimate_cost
-from bot.evals.runner import CaseOutcome
+from bot.evals.graders import Verdict
+from bot.evals.runner import CaseOutcome, TrialOutcome
 from bot.store.tables import CaseResult, EvalRun, TrialResult
 
 BATCH_STATE = "batch"  # key in EvalRun.target of a batch run's resume state, removed when the run finishes
+PLAN = "plan"  # key in EvalRun.target of a synchronous run's resume state, removed when the run finishes
 
 
 def create_run(session: Session, *, trigger: RunTrigger, mode: RunMode, corpus_commit: str | None, config_fingerprint: str,
                target_label: str, judge_model: str | None, trials: int, cases_total: int,
-               batch_cases: Sequence[str] | None = None) -> EvalRun:
-    """Insert a `running` EvalRun and flush it so it has an id (a batch run also records its case ids)."""
+               batch_cases: Sequence[str] | None = None, plan_cases: Sequence[str] | None = None) -> EvalRun:
+    """Insert a `running` EvalRun and flush it so it has an id (recording the case ids of a batch run, or of the
+    plan of a synchronous one)."""
     info: dict[str, Any] = {"label": target_label, "judge": judge_model, "models": {}, "cost_note": None}
     if batch_cases is not None:
         info[BATCH_STATE] = {"cases": list(batch_cases), "usage": None}
+    if plan_cases is not None:
+        info[PLAN] = {"cases": list(plan_cases), "usage": None}
     run = EvalRun(
         status="running", trigger=trigger, mode=mode, corpus_commit=corpus_commit, config_fingerprint=config_fingerprint,
         target=json.dumps(info), trials=trials, cases_total=cases_total,
@@ -67,16 +75,16 @@ class RunTotals:
     latency_p95_ms: float | None
 
 
-def totals(outcomes: Sequence[CaseOutcome]) -> RunTotals:
-    """Counts per status and target latency percentiles over all trials."""
-    latencies = [t.latency_ms for o in outcomes for t in o.trials if t.latency_ms is not None]
+def totals(session: Session, run_id: int) -> RunTotals:
+    """Counts per status and target latency percentiles over all of a run's saved case and trial rows."""
+    counts = dict(session.exec(select(CaseResult.status, func.count()).where(CaseResult.run_id == run_id)
+                               .group_by(CaseResult.status)).all())
+    flaky = session.exec(select(func.count()).where(CaseResult.run_id == run_id, col(CaseResult.flaky))).one()
+    latencies = [v for v in session.exec(select(TrialResult.latency_ms).where(
+        TrialResult.run_id == run_id, col(TrialResult.latency_ms).is_not(None))) if v is not None]
     return RunTotals(
-        passed=sum(o.status == "pass" for o in outcomes),
-        failed=sum(o.status == "fail" for o in outcomes),
-        errored=sum(o.status == "error" for o in outcomes),
-        flaky=sum(o.flaky for o in outcomes),
-        latency_p50_ms=percentile(latencies, 0.50),
-        latency_p95_ms=percentile(latencies, 0.95),
+        passed=counts.get("pass", 0), failed=counts.get("fail", 0), errored=counts.get("error", 0), flaky=flaky,
+        latency_p50_ms=percentile(latencies, 0.50), latency_p95_ms=percentile(latencies, 0.95),
     )
 
 
@@ -121,9 +129,10 @@ def _model_costs(meter: UsageMeter, batch_meter: UsageMeter) -> dict[str, dict[s
     return models
 
 
-def finish_run(session: Session, run: EvalRun, outcomes: Sequence[CaseOutcome], *, meter: UsageMeter,
+def finish_run(session: Session, run: EvalRun, outcomes: Sequence[CaseOutcome] = (), *, meter: UsageMeter,
                baseline_run_id: int | None, batch: bool = False, batch_meter: UsageMeter | None = None) -> EvalRun:
-    """Save the outcomes and close the run as `finished` with its totals, tokens, cost and latencies.
+    """Save `outcomes` (if not saved already) and close the run as `finished` with the totals of all its saved
+    rows, tokens, cost and latencies.
 
     `meter` holds the synchronous calls' usage (priced at batch rates when `batch`), `batch_meter` the Message
     Batches calls' usage: priced at half, and `cost_saved_usd` is what those tokens would have cost synchronously.
@@ -132,7 +141,9 @@ def finish_run(session: Session, run: EvalRun, outcomes: Sequence[CaseOutcome], 
         meter, batch_meter = UsageMeter(), _merged(meter, batch_meter or UsageMeter())
     batch_meter = batch_meter or UsageMeter()
     save_outcomes(session, run, outcomes)
-    counts = totals(outcomes)
+    assert run.id is not None
+    session.flush()
+    counts = totals(session, run.id)
     usage = meter.total + batch_meter.total
     sync_cost, unknown = meter.cost()
     batch_cost, batch_unknown = batch_meter.cost(batch=True)
@@ -140,13 +151,14 @@ def finish_run(session: Session, run: EvalRun, outcomes: Sequence[CaseOutcome], 
     unknown = sorted({*unknown, *batch_unknown})
     info = target_info(run)
     info.pop(BATCH_STATE, None)
+    info.pop(PLAN, None)
     info["models"] = _model_costs(meter, batch_meter)
     info["cost_note"] = f"cost unknown for {', '.join(unknown)} (not in the price table; counted as $0)" if unknown else None
     run.target = json.dumps(info)
     run.status = "finished"
     metrics.RUNS.labels("finished").inc()
     run.finished_at = utcnow()
-    run.cases_total = len(outcomes)
+    run.cases_total = counts.passed + counts.failed + counts.errored
     run.passed, run.failed, run.errored, run.flaky = counts.passed, counts.failed, counts.errored, counts.flaky
     run.input_tokens, run.output_tokens = usage.input_tokens, usage.output_tokens
     run.cache_read_tokens, run.cache_write_tokens = usage.cache_read_tokens, usage.cache_write_tokens
@@ -190,6 +202,40 @@ def set_batch_usage(session: Session, run: EvalRun, usage: dict[str, Any]) -> No
     session.add(run)
 
 
+def plan_state(run: EvalRun) -> dict[str, Any]:
+    """A synchronous run's resume state in `EvalRun.target` (`{"cases": [...], "usage": {...} | None}`), or {}."""
+    state = target_info(run).get(PLAN)
+    return state if isinstance(state, dict) else {}
+
+
+def save_progress(session: Session, run: EvalRun, outcomes: Sequence[CaseOutcome], meter: UsageMeter) -> None:
+    """Save outcomes of a run in progress and, in the same transaction, the usage metered by everything saved."""
+    save_outcomes(session, run, outcomes)
+    info = target_info(run)
+    info[PLAN] = {**plan_state(run), "usage": meter.dump()}
+    run.target = json.dumps(info)
+    session.add(run)
+
+
+def graded_case_ids(session: Session, run_id: int) -> set[str]:
+    """The ids of the cases of a run whose result is saved."""
+    return set(session.exec(select(CaseResult.case_id).where(CaseResult.run_id == run_id)))
+
+
+def forget_cases(session: Session, run_id: int, case_ids: Sequence[str]) -> None:
+    """Delete the case and trial rows of these cases of a run (a re-run case is saved again with all its trials)."""
+    for table in (CaseResult, TrialResult):
+        session.execute(delete(table).where(col(table.run_id) == run_id, col(table.case_id).in_(list(case_ids))))
+
+
+def trial_outcome(row: TrialResult) -> TrialOutcome:
+    """A saved trial as the runner made it (its text as saved: redacted)."""
+    verdicts = [Verdict(str(v["kind"]), bool(v["passed"]), str(v["message"]), bool(v.get("error")))
+                for v in row.verdicts]
+    return TrialOutcome(row.case_id, row.trial, row.status, row.output, verdicts, row.latency_ms,
+                        Usage(row.input_tokens, row.output_tokens), row.error)
+
+
 def delete_trials(session: Session, run_id: int) -> None:
     """Delete a run's trial rows (a batch run replaces its pending rows when it finishes)."""
     session.execute(delete(TrialResult).where(col(TrialResult.run_id) == run_id))
@@ -229,6 +275,12 @@ def latest_finished_run(session: Session, *, before: int | None = None) -> EvalR
 def case_results(session: Session, run_id: int) -> list[CaseResult]:
     """A run's case results, ordered by case id."""
     return list(session.exec(select(CaseResult).where(CaseResult.run_id == run_id).order_by(col(CaseResult.case_id))))
+
+
+def statuses(session: Session, run_id: int) -> dict[str, str]:
+    """{case id: status} of a run's saved case results."""
+    query = select(CaseResult.case_id, CaseResult.status).where(CaseResult.run_id == run_id)
+    return {case_id: status for case_id, status in session.exec(query)}
 
 
 def trial_results(session: Session, run_id: int, *, case_id: str | None = None) -> list[TrialResult]:

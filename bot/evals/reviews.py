@@ -88,13 +88,15 @@ def agreement(session: Session) -> Agreement:
     return Agreement(sum(a for a, _ in per.values()), sum(n for _, n in per.values()), per)
 
 
-def few_shot(session: Session, rubrics: Iterable[str], *, limit: int = FEW_SHOT) -> dict[str, list[Example]]:
-    """The newest corrected verdicts (the judge was wrong) of each rubric, at most `limit` each."""
-    wanted = {r.strip() for r in rubrics}
-    if not wanted:
-        return {}
-    query = select(JudgeReview).where(col(JudgeReview.rubric).in_(sorted(wanted)),
-                                      col(JudgeReview.judge_passed) != col(JudgeReview.human_passed))
+def few_shot(session: Session, rubrics: Iterable[str] | None = None, *, limit: int = FEW_SHOT) -> dict[str, list[Example]]:
+    """The newest corrected verdicts (the judge was wrong) of each rubric (of every rubric people reviewed, when
+    `rubrics` is None), at most `limit` each."""
+    query = select(JudgeReview).where(col(JudgeReview.judge_passed) != col(JudgeReview.human_passed))
+    if rubrics is not None:
+        wanted = {r.strip() for r in rubrics}
+        if not wanted:
+            return {}
+        query = query.where(col(JudgeReview.rubric).in_(sorted(wanted)))
     examples: dict[str, list[Example]] = {}
     for review in session.exec(query.order_by(col(JudgeReview.reviewed_at).desc(), col(JudgeReview.id).desc())):
         chosen = examples.setdefault(review.rubric, [])

@@ -1,8 +1,8 @@
 """The runner: every case x trial against a target, graded, under one concurrency limit (asyncio).
 
-A fixed pool of `concurrency` workers takes (case, trial) jobs from one queue, so at most `concurrency` trials
-(each one call to the target, then any judge calls) are in flight, and memory stays flat however large the
-corpus. A trial is `error` when the target gave no reply or a grader could not decide, `fail` when a verdict
+A fixed pool of `concurrency` workers takes (case, trial) jobs from one lazy queue, so at most `concurrency` trials
+(each one call to the target, then any judge calls) are in flight; each case's outcome is handed on as soon as its
+last trial is graded (`stream`), so memory stays flat however large the corpus. A trial is `error` when the target gave no reply or a grader could not decide, `fail` when a verdict
 failed, else `pass`. A case is `error` when any of its trials errored (its pass rate would rest on fewer
 samples than asked for), else `pass` when pass rate >= pass_threshold, else `fail`; it is flaky when its
 graded trials both passed and failed.
@@ -11,7 +11,7 @@ graded trials both passed and failed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from bot.core.errors import CallFailed
@@ -23,6 +23,7 @@ from bot.evals.judge import Judge
 from bot.evals.targets import Target
 
 Progress = Callable[[int, int], None]  # (trials done, trials in total)
+OnCase = Callable[["CaseOutcome"], None]  # called with each case's outcome as soon as it is graded
 
 
 @dataclass
@@ -123,28 +124,48 @@ class Runner:
             status = "pass" if all(v.passed for v in verdicts) else "fail"
         return TrialOutcome(case.id, trial, status, reply.text, verdicts, reply.latency_ms, usage)
 
-    async def run(self, cases: Sequence[Case]) -> list[CaseOutcome]:
-        """Every case x trial, at most `concurrency` at a time; outcomes in the order of `cases`."""
-        jobs = [(index, trial) for index in range(len(cases)) for trial in range(self.trials)]
-        results: list[list[TrialOutcome | None]] = [[None] * self.trials for _ in cases]
-        total, done = len(jobs), 0
-        queue = iter(jobs)
+    async def stream(self, cases: Iterable[Case], on_case: OnCase, *, total: int | None = None) -> None:
+        """Every case x trial, at most `concurrency` trials at a time; `on_case(outcome)` as soon as a case's last
+        trial is graded. Cases are taken from `cases` only as a worker needs the next one, so a lazy iterable (files
+        read one by one) keeps memory flat in the corpus size; `total` (cases) is for `progress`."""
+        waiting: dict[int, list[TrialOutcome | None]] = {}  # cases with trials still in flight, by position
+
+        def jobs() -> Iterator[tuple[int, Case, int]]:
+            for index, case in enumerate(cases):
+                waiting[index] = [None] * self.trials
+                for trial in range(self.trials):
+                    yield index, case, trial
+
+        queue = jobs()  # shared: each job is taken by exactly one worker (no await inside the generator)
+        total_trials = (total or 0) * self.trials
+        done = 0
 
         async def worker() -> None:
             nonlocal done
-            for index, trial in queue:  # a shared iterator: each job is taken by exactly one worker
-                results[index][trial] = await self.run_trial(cases[index], trial)
+            for index, case, trial in queue:
+                trials = waiting[index]
+                trials[trial] = await self.run_trial(case, trial)
                 done += 1
                 if self.progress is not None:
-                    self.progress(done, total)
+                    self.progress(done, max(total_trials, done))
+                if all(t is not None for t in trials):
+                    del waiting[index]
+                    on_case(summarize(case, [t for t in trials if t is not None], pass_threshold=self.pass_threshold))
 
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(min(self.concurrency, total)):
+                for _ in range(self.concurrency if total is None else min(self.concurrency, total * self.trials)):
                     group.create_task(worker())
         except BaseExceptionGroup as grouped:  # e.g. ConfigError for a refused API key: the run cannot go on
             raise grouped.exceptions[0] from None
-        return [
-            summarize(case, [t for t in results[i] if t is not None], pass_threshold=self.pass_threshold)
-            for i, case in enumerate(cases)
-        ]
+
+    async def run(self, cases: Sequence[Case]) -> list[CaseOutcome]:
+        """Every case x trial (as `stream`), the outcomes in the order of `cases`."""
+        position = {id(case): index for index, case in enumerate(cases)}
+        results: list[CaseOutcome | None] = [None] * len(cases)
+
+        def keep(outcome: CaseOutcome) -> None:
+            results[position[id(outcome.case)]] = outcome
+
+        await self.stream(cases, keep, total=len(cases))
+        return [outcome for outcome in results if outcome is not None]

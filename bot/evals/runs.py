@@ -30,9 +30,9 @@ from bot.core.clock import utcnow
 from bot.core.errors import EvalbotError, RunInProgressError
 from bot.core.kinds import RunTrigger
 from bot.evals.config import load_eval_config
-from bot.evals.evaluate import RunReport, run_eval, select_cases
+from bot.evals.evaluate import RunReport, resume_eval, run_eval, select_cases, why_not_resumable
 from bot.runtime import Runtime
-from bot.store.claims import PROCESS, claim, refresh, release
+from bot.store.claims import PROCESS, claim, died_here, refresh, release
 from bot.store.tables import EvalRun, JobClaim, session_scope
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ LOCK_JOB, LOCK_SLOT = "eval-run", "lock"
 HEARTBEAT = timedelta(seconds=20)
 LOCK_TIMEOUT = timedelta(minutes=2)  # a lock not refreshed for this long is a dead process's
 STALE_AFTER = timedelta(hours=6)  # a run still `running` after this long is marked failed
+INTERRUPTED = "interrupted"  # how the error of a run stopped from outside begins (it can be resumed)
 TRIGGER_NAMES = {"nightly": "the nightly job", "slack": "/eval run", "cli": "evalbot eval run"}
 
 
@@ -74,6 +75,12 @@ def _ago(moment: datetime | None) -> str:
     if minutes < 1:
         return "less than a minute ago"
     return f"{minutes} min ago" if minutes < 120 else f"{minutes // 60} h ago"
+
+
+def holder_process(holder: str) -> str:
+    """The process (host:pid) in a run lock holder (trigger|user|host:pid|token)."""
+    parts = holder.split("|")
+    return parts[2] if len(parts) > 3 else ""
 
 
 def holder_label(holder: str) -> str:
@@ -145,6 +152,7 @@ class RunLock:
 
 
 _IN_FLIGHT: set[RunLock] = set()
+_STARTED = utcnow()  # when this process started: its own runs are newer
 _IN_FLIGHT_GUARD = threading.Lock()
 
 
@@ -157,7 +165,10 @@ def acquire_run_lock(engine: Engine, *, trigger: RunTrigger, user: str | None = 
     with session_scope(engine) as session:
         took_over = False
         if not claim(session, job=LOCK_JOB, slot=LOCK_SLOT, holder=holder):
-            took_over = claim(session, job=LOCK_JOB, slot=LOCK_SLOT, holder=holder, take_over_before=now - lock_timeout)
+            held = session.get(JobClaim, (LOCK_JOB, LOCK_SLOT))
+            dead = held is not None and died_here(holder_process(held.claimed_by))  # killed here: no need to wait
+            took_over = claim(session, job=LOCK_JOB, slot=LOCK_SLOT, holder=holder,
+                              take_over_before=now + timedelta(seconds=1) if dead else now - lock_timeout)
             if not took_over:
                 held = session.get(JobClaim, (LOCK_JOB, LOCK_SLOT))
                 raise RunInProgressError(in_progress_message(session, lock_holder=held.claimed_by if held else None))
@@ -166,7 +177,7 @@ def acquire_run_lock(engine: Engine, *, trigger: RunTrigger, user: str | None = 
             log.warning("run %d was still 'running' after %s: marked failed", run_id, stale_after)
         if took_over:
             for run_id in fail_stale_runs(session, started_before=now + timedelta(seconds=1),
-                                          reason="interrupted: the process running it stopped (its lock expired)"):
+                                          reason="interrupted: the process running it stopped"):
                 log.warning("run %d belonged to a process that stopped: marked failed", run_id)
         if running_runs(session):  # a batch run being resumed, or a run started without the lock (an older evalbot)
             busy = in_progress_message(session, lock_holder=None)
@@ -236,6 +247,62 @@ def run_once(rt: Runtime, *, trigger: RunTrigger, user: str | None = None, **run
     return _run_locked(rt, lock, trigger=trigger, user=user, **run_kwargs)
 
 
+def resume_exclusive(rt: Runtime, run_id: int, *, trigger: RunTrigger = "cli", user: str | None = None,
+                     **resume_kwargs: Any) -> RunReport:
+    """`resume_eval` under the run lock (RunInProgressError while a run, this one included, is in progress)."""
+    lock = acquire_run_lock(rt.engine, trigger=trigger, user=user)
+    try:
+        return resume_eval(rt, run_id, **resume_kwargs)
+    finally:
+        lock.release()
+
+
+def stopped_hint(rt: Runtime) -> str:
+    """What to do about the run this process just stopped (Ctrl-C): resume it, with its id."""
+    with session_scope(rt.engine) as session:
+        run = session.exec(select(EvalRun).where(col(EvalRun.started_at) >= _STARTED)
+                           .order_by(col(EvalRun.id).desc()).limit(1)).first()
+    if run is None or run.id is None:
+        return "no run was recorded"
+    if run.status == "failed" and why_not_resumable(run) is None:
+        return f"run {run.id} is kept; resume it with `evalbot eval run --resume {run.id}`"
+    return f"run {run.id} is {run.status}"
+
+
+def interrupted_runs(session: Session, *, trigger: RunTrigger, since: datetime) -> list[EvalRun]:
+    """Synchronous runs of `trigger` started since `since` that an interruption stopped (a stop, a crash: not an
+    error of their own) and that can be resumed, newest first."""
+    query = select(EvalRun).where(EvalRun.trigger == trigger, EvalRun.mode == "sync", EvalRun.status == "failed",
+                                  col(EvalRun.started_at) >= since)
+    return [run for run in session.exec(query.order_by(col(EvalRun.id).desc()))
+            if (run.error or "").startswith(INTERRUPTED) and why_not_resumable(run) is None]
+
+
+def resume_interrupted(rt: Runtime, *, trigger: RunTrigger = "nightly", within: timedelta = STALE_AFTER,
+                       **resume_kwargs: Any) -> RunOutcome | None:
+    """At start: resume the newest `trigger` run that a stop or a crash interrupted within `within` (None if there
+    is none). Runs under the run lock, taken over from a process of this host that died, which marks that
+    process's runs interrupted first; RunInProgressError if another live process is running one."""
+    lock = acquire_run_lock(rt.engine, trigger=trigger)
+    with session_scope(rt.engine) as session:
+        found = interrupted_runs(session, trigger=trigger, since=utcnow() - within)
+        run_id = found[0].id if found else None
+    if run_id is None:
+        lock.release()
+        return None
+    log.info("resuming run %d (%s), interrupted before it finished", run_id, trigger, extra={"run_id": run_id})
+    try:
+        report = resume_eval(rt, run_id, **resume_kwargs)
+        return RunOutcome(trigger, run_id, report=report)
+    except EvalbotError as exc:
+        return RunOutcome(trigger, run_id, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - the outcome carries it to the channel; the traceback goes to the log
+        log.exception("resuming run %d failed", run_id)
+        return RunOutcome(trigger, run_id, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        lock.release()
+
+
 @dataclass(frozen=True)
 class StartedRun:
     """A run started in the background."""
@@ -251,7 +318,7 @@ def start_run(rt: Runtime, *, trigger: RunTrigger, on_done: Callable[[RunOutcome
 
     What a person can get wrong (no promoted case, a bad evalbot.toml) raises here, before anything starts.
     """
-    cases, _ = select_cases(rt.corpus, case_ids=run_kwargs.get("case_ids", ()), tags=run_kwargs.get("tags", ()))
+    plan = select_cases(rt, case_ids=run_kwargs.get("case_ids", ()), tags=run_kwargs.get("tags", ()))
     trials = run_kwargs.get("trials") or load_eval_config(rt.corpus.root).run.trials
     lock = acquire_run_lock(rt.engine, trigger=trigger, user=user)
 
@@ -264,7 +331,7 @@ def start_run(rt: Runtime, *, trigger: RunTrigger, on_done: Callable[[RunOutcome
 
     thread = threading.Thread(target=work, name=f"evalbot-run-{trigger}", daemon=True)
     thread.start()
-    return StartedRun(cases=len(cases), trials=trials, thread=thread)
+    return StartedRun(cases=len(plan.case_ids), trials=trials, thread=thread)
 
 
 @dataclass(frozen=True)

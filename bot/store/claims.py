@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, insert, update
@@ -21,6 +22,27 @@ from bot.store.tables import JobClaim
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # a claim refreshed "at EPOCH" is up for take-over
 PROCESS = f"{socket.gethostname()[:60]}:{os.getpid()}"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether the process `pid` on this host still runs (a zombie, killed but not reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process whose parent died too stays a zombie until init reaps it (some inits never do)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc to ask: it answered the signal, so count it alive
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def died_here(process: str) -> bool:
+    """Whether `process` (a PROCESS value: host:pid) names a process of this host that no longer runs."""
+    host, _, pid = process.rpartition(":")
+    return host == socket.gethostname()[:60] and pid.isdigit() and not process_alive(int(pid))
 
 def claim(session: Session, *, job: str, slot: str, holder: str, take_over_before: datetime | None = None) -> bool:
     """Claim (job, slot) for `holder`: True when this call got it, False when someone else holds it.

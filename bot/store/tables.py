@@ -94,6 +94,8 @@ class CaseIndex(SQLModel, table=True):
     promoted_at: datetime | None = None
     turns: int = 0
     expectations: int = 0
+    quarantined: bool = False  # flaky: run and reported, never failing the gate
+    judged: bool = False  # has a rubric expectation (a run needs the judge)
 
 
 class IndexState(SQLModel, table=True):

@@ -62,12 +62,18 @@ def promotion(case: Case) -> Decision:
 
 
 def last_decision(corpus: Corpus, case_id: str) -> Decision | None:
-    """The newest commit touching the case's files, as a decision; None when git has no record of it."""
-    paths = [corpus.repo.relative(corpus.path_for(case_id, status)) for status in STATUS_DIRS]
-    found = corpus.repo.last_change(paths, mentioning=case_id)
-    if found is None:
-        return None
-    name, email, subject, when = found
+    """The newest change to the case's files, as a decision: one still waiting in the group commit, else the
+    newest commit touching them; None when there is no record of it."""
+    files = [corpus.path_for(case_id, status) for status in STATUS_DIRS]
+    waiting = corpus.uncommitted(files)
+    if waiting is not None:
+        name, email = waiting.author.git_identity
+        subject, when = waiting.message, waiting.at
+    else:
+        found = corpus.repo.last_change([corpus.repo.relative(path) for path in files], mentioning=case_id)
+        if found is None:
+            return None
+        name, email, subject, when = found
     user_id = email.removesuffix("@users.slack") if email.endswith("@users.slack") else None
     verb = _VERBS.get(subject.split(" ", 1)[0], "changed")
     return Decision(verb, who(user_id, name=name), when)

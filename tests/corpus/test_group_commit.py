@@ -50,3 +50,33 @@ def test_a_later_rewrite_of_the_same_file_is_not_swept_into_the_earlier_commit(t
     assert corpus.repo.run("show", f"HEAD~1:{rel}") == dump_case(first)
     assert corpus.repo.run("show", f"HEAD:{rel}") == dump_case(second)
     assert corpus.repo.run("status", "--porcelain") == ""
+
+
+def test_a_change_waiting_for_its_commit_is_known_as_the_last_change(tmp_path):
+    """Who changed a file last is known while the change still waits in the group commit (git does not know yet)."""
+    from bot.triage.history import last_decision
+
+    corpus = Corpus(tmp_path / "c")
+    case = candidate(title="Ana's version")
+    path = corpus.path_for(case.id, "candidate")
+    with corpus.change(author=BEN, message=f"Capture {case.id}: first"):
+        pass  # nothing written: no commit, no waiting change
+    assert corpus.uncommitted([path]) is None
+
+    def edit() -> None:
+        with corpus.change(author=ANA, message=f"Edit {case.id}: Ana's version") as tx:
+            tx.write(case)
+
+    with corpus.lock("git"):  # a commit is running: Ana's change is written and waits
+        writer = threading.Thread(target=edit)
+        writer.start()
+        _wait_until(lambda: corpus.uncommitted([path]) is not None)
+        waiting = corpus.uncommitted([path])
+        assert waiting is not None and waiting.author == ANA and waiting.message.startswith("Edit ")
+        decision = last_decision(corpus, case.id)
+        assert decision is not None and decision.verb == "edited" and "U0ANA0001" in decision.told()
+        assert corpus.uncommitted([corpus.path_for("zzzzzzzz", "candidate")]) is None
+    writer.join(20)
+    assert corpus.uncommitted([path]) is None  # committed: git knows now
+    decision = last_decision(corpus, case.id)
+    assert decision is not None and decision.verb == "edited" and "U0ANA0001" in decision.told()

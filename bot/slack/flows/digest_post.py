@@ -11,6 +11,7 @@ nightly job and `/eval run` call when a run ends; it never raises.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import timedelta
 
 from slack_sdk import WebClient
@@ -139,13 +140,14 @@ def publish(runtime: Runtime, outcome: RunOutcome, *, client: WebClient | None =
     return None
 
 
-def post_pending_digests(runtime: Runtime, *, client: WebClient | None = None) -> list[int]:
-    """Post every digest still owed (see `pending_digest_runs`), oldest first; the run ids posted.
+def post_pending_digests(runtime: Runtime, *, client: WebClient | None = None, exclude: Collection[int] = ()) -> list[int]:
+    """Post every digest still owed (see `pending_digest_runs`) but those of `exclude` (runs about to be resumed),
+    oldest first; the run ids posted.
 
     Stops at the first refusal: Slack would most likely refuse the next ones too; they stay pending.
     """
     with session_scope(runtime.engine) as session:
-        pending = pending_digest_runs(session)
+        pending = [run_id for run_id in pending_digest_runs(session) if run_id not in exclude]
     posted: list[int] = []
     for run_id in pending:
         try:
