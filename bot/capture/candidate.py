@@ -23,6 +23,7 @@ from bot.capture.transcripts import merge_turns, parse_messages_file, parse_past
 from bot.core.clock import utcnow
 from bot.core.errors import AlreadyRejectedError, CaptureError
 from bot.core.kinds import FlagTrigger, Role
+from bot.core.people import person
 from bot.core.redaction import redact
 from bot.corpus import index as caseindex
 from bot.corpus.files import Corpus
@@ -112,7 +113,7 @@ def capture(flag: FlagRequest, *, source: ThreadSource, corpus: Corpus, engine: 
         rejection = session.get(Rejection, case_id)
     if rejection is not None:
         raise AlreadyRejectedError(
-            f"this message was already flagged as case {case_id} and rejected by <@{rejection.rejected_by}> "
+            f"this message was already flagged as case {case_id} and rejected by {person(rejection.rejected_by)} "
             f"on {rejection.rejected_at:%Y-%m-%d}: {rejection.reason}"
         )
     author = Author(user_id=flag.user_id, name=_safe_name(source, flag.user_id))

@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 from bot.core.clock import utcnow
 from bot.core.errors import EvalbotError, RunInProgressError
 from bot.core.kinds import RunTrigger
+from bot.core.people import person
 from bot.evals.config import load_eval_config
 from bot.evals.evaluate import RunReport, resume_eval, run_eval, select_cases, why_not_resumable
 from bot.runtime import Runtime
@@ -84,10 +85,10 @@ def holder_process(holder: str) -> str:
 
 
 def holder_label(holder: str) -> str:
-    """Who holds a run lock, for people: 'the nightly job', '/eval run (<@U123>)'."""
+    """Who holds a run lock, for people: 'the nightly job', '/eval run (@U123)' (`bot.core.people`)."""
     trigger, _, rest = holder.partition("|")
     user = rest.partition("|")[0]
-    return TRIGGER_NAMES.get(trigger, trigger) + (f" (<@{user}>)" if user and user != "-" else "")
+    return TRIGGER_NAMES.get(trigger, trigger) + (f" ({person(user)})" if user and user != "-" else "")
 
 
 def in_progress_message(session: Session, *, lock_holder: str | None) -> str:

@@ -10,9 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from bot.core.people import IN_TEXT
 from bot.slack.blocks.kit import unescape
 
 _TOKEN = re.compile(r"<([^<>\n]+)>")
+
+
+def mentions(text: str) -> str:
+    """The people in a text the domain wrote (`@U0ANA`, `bot.core.people`) as Slack mentions (`<@U0ANA>`), which
+    Slack shows as their names: for mrkdwn, never for a plain_text field (which would show the markup)."""
+    return IN_TEXT.sub(lambda m: f"<@{m.group(1)}>", text)
 
 
 def to_plain_text(text: str, *, user_name: Callable[[str], str]) -> str:

@@ -7,15 +7,14 @@ Slack users as `Name <U…@users.slack>`, so the user id comes back as a mention
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from bot.core.clock import precise_utcnow
+from bot.core.people import person
 from bot.corpus.files import STATUS_DIRS, Corpus
 from bot.corpus.schema import Case
 
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _VERBS = {"Promote": "promoted", "Reject": "rejected", "Edit": "edited", "Capture": "captured", "Flag": "flagged"}
 
 
@@ -28,7 +27,7 @@ class Decision:
     when: datetime | None
 
     def told(self) -> str:
-        """e.g. "promoted by <@U0ANA> 3 s ago"."""
+        """e.g. "promoted by @U0ANA 3 s ago" (`bot.core.people`: each edge shows the person its way)."""
         parts = [self.verb]
         if self.who:
             parts.append(f"by {self.who}")
@@ -38,11 +37,8 @@ class Decision:
 
 
 def who(user_id: str | None = None, *, name: str | None = None) -> str | None:
-    """A Slack user id as a mention (Slack shows the name), anything else as @name."""
-    if user_id and _SLACK_USER.match(user_id):
-        return f"<@{user_id}>"
-    shown = name or user_id
-    return f"@{shown}" if shown else None
+    """The person behind a decision, as the domain writes people (`bot.core.people.person`)."""
+    return person(user_id, name=name)
 
 
 def ago(moment: datetime, *, now: datetime | None = None) -> str:
@@ -80,7 +76,7 @@ def last_decision(corpus: Corpus, case_id: str) -> Decision | None:
 
 
 def gone(corpus: Corpus, case_id: str) -> str:
-    """Why a case that was there is not any more, e.g. "qa31qo8q was rejected by <@U0ANA> 3 s ago"."""
+    """Why a case that was there is not any more, e.g. "qa31qo8q was rejected by @U0ANA 3 s ago"."""
     decision = last_decision(corpus, case_id)
     if decision is None:
         return f"{case_id} is no longer in the corpus"

@@ -101,10 +101,10 @@ def test_concurrent_claims_have_exactly_one_winner(rt, db_url):
 
 def test_a_second_start_is_refused_while_the_lock_is_held(rt):
     lock = runs.acquire_run_lock(rt.engine, trigger="slack", user="U0LEAD001")
-    with pytest.raises(RunInProgressError, match=r"already starting by /eval run \(<@U0LEAD001>\)"):
+    with pytest.raises(RunInProgressError, match=r"already starting by /eval run \(@U0LEAD001\)"):
         runs.acquire_run_lock(rt.engine, trigger="nightly")
     run_id = add_running_run(rt, trigger="slack")
-    with pytest.raises(RunInProgressError, match=rf"in progress: run {run_id}, started by /eval run \(<@U0LEAD001>\)"):
+    with pytest.raises(RunInProgressError, match=rf"in progress: run {run_id}, started by /eval run \(@U0LEAD001\)"):
         runs.acquire_run_lock(rt.engine, trigger="nightly")
     assert status_of(rt, run_id) == ("running", None)  # a live lock's run is left alone
     lock.interrupt("interrupted: test")
@@ -191,7 +191,7 @@ def test_start_run_answers_at_once_refuses_a_second_run_and_reports_the_outcome(
                              target=GatedTarget(gate), judge=PassingJudge())
     assert (started.cases, started.trials) == (6, 1)
     wait_until(lambda: _running(rt), what="the run row")
-    with pytest.raises(RunInProgressError, match=r"in progress: run \d+, started by /eval run \(<@U0LEAD001>\)"):
+    with pytest.raises(RunInProgressError, match=r"in progress: run \d+, started by /eval run \(@U0LEAD001\)"):
         runs.start_run(rt, trigger="nightly", on_done=outcomes.append, target=replies(GOOD), judge=PassingJudge())
     gate.set()
     started.thread.join(timeout=20)
@@ -235,7 +235,7 @@ def test_run_state_reports_the_last_run_and_who_is_running(rt):
         with session_scope(rt.engine) as session:
             state = runs.run_state(session)
         assert state.last.id == done.run_id and state.running is None
-        assert runs.holder_label(state.lock_holder) == "/eval run (<@U0LEAD001>)"
+        assert runs.holder_label(state.lock_holder) == "/eval run (@U0LEAD001)"
     finally:
         lock.release()
     with session_scope(rt.engine) as session:

@@ -7,6 +7,7 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.slack.markup import mentions
 from bot.slack.redaction import RedactingWebhookClient
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,9 @@ def tell_user(
     client: WebClient, *, user: str, text: str, channel: str | None = None, thread_ts: str | None = None,
     response_url: str | None = None,
 ) -> None:
-    """Send `text` only to `user`: through response_url, else ephemeral in the channel, else as a DM."""
+    """Send `text` only to `user`: through response_url, else ephemeral in the channel, else as a DM (the people
+    the domain named in it, `@U…`, as mentions)."""
+    text = mentions(text)
     if response_url:
         try:
             RedactingWebhookClient(response_url, timeout=10).send(text=text, response_type="ephemeral", replace_original=False)

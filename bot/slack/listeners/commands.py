@@ -25,7 +25,7 @@ from bot.slack.blocks.modals import Origin
 from bot.slack.deps import SlackDeps
 from bot.slack.flows.triage_ops import TriageOps, guarded, ops_for
 from bot.slack.listeners import bind
-from bot.slack.markup import to_plain_text
+from bot.slack.markup import mentions, to_plain_text
 from bot.triage import decisions as triage
 
 
@@ -195,7 +195,7 @@ def run_subcommand(body: dict[str, Any], respond: Respond, *, table: CommandTabl
     try:
         reply = entry.run(invocation)
     except EvalbotError as exc:
-        reply = Reply(f":warning: {exc}")
+        reply = Reply(f":warning: {mentions(str(exc))}")
     if reply is not None:
         respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=False)
 

@@ -22,6 +22,7 @@ from bot.slack.blocks import digest as db
 from bot.slack.flows.digest_post import publish
 from bot.slack.flows.notify import digest_permalink
 from bot.slack.listeners.commands import Invocation, Reply, Subcommand
+from bot.slack.markup import mentions
 from bot.store.tables import session_scope
 
 
@@ -50,7 +51,7 @@ def status(inv: Invocation, *, runtime: Runtime, client: WebClient) -> Reply:
             regressions, agreement = len(comparison.regressions), comparison.judge_agreement
         running = RunSummary.of(state.running) if state.running else None
         digest_ts = state.last.digest_ts if state.last else None
-    running_by = runs.holder_label(state.lock_holder) if state.lock_holder else None
+    running_by = mentions(runs.holder_label(state.lock_holder)) if state.lock_holder else None
     message = db.status_message(
         last=last, last_regressions=regressions, digest_link=digest_permalink(client, settings.channel, digest_ts),
         running=running, running_by=running_by, next_run=next_nightly(settings),
