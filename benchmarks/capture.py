@@ -242,8 +242,8 @@ def compare(args: argparse.Namespace) -> None:
                     r = spawn_run(args, tree, servers[db] or "sqlite")
                     results.setdefault((db, label), []).append(r)
                     print(f"{db:10} {label:24} run {n + 1}: ack p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  "
-                          f"max {r['max']:6.1f} ms  lost {r['lost']}  dup {r['duplicated']}  "
-                          f"load {r['load'][0]:.1f}-{r['load'][1]:.1f}", flush=True)
+                          f"max {r['max']:6.1f} ms  {r['captured'] / r['done_s']:5.1f} captures/s  lost {r['lost']}  "
+                          f"dup {r['duplicated']}  load {r['load'][0]:.1f}-{r['load'][1]:.1f}", flush=True)
     print(f"\n{args.flags} flags (+10% redeliveries) at {args.rate or 'max'}/s, {args.runs} runs each, alternating; "
           f"{os.cpu_count()} cores; before = {args.compare}'s bot, run from {results[(args.db[0], next(iter(trees)))][0]['bot']}")
     for db in args.db:
@@ -255,7 +255,9 @@ def compare(args: argparse.Namespace) -> None:
             print(f"{db:10} {label:24} p50 {spread([r['p50'] for r in runs])} ms | "
                   f"p99 {spread([r['p99'] for r in runs])} ms | load {min(loads):.1f}-{max(loads):.1f}")
         first, second = p99.values()
-        print(f"{db:10} median p99 after / before: {second / first:.2f}x")
+        pairs = [a["p99"] / b["p99"] for b, a in zip(*(results[(db, label)] for label in trees), strict=True)]
+        print(f"{db:10} p99 after / before: {second / first:.2f}x of the medians; run by run "
+              f"{', '.join(f'{x:.2f}' for x in pairs)}")
 
 
 def main() -> None:
