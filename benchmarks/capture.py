@@ -1,32 +1,50 @@
-"""Capture throughput: 500 flags through Socket Mode on the fake Slack, corpus on disk, git commits on.
+"""Capture throughput and ack latency: flags through Socket Mode on the fake Slack, corpus on disk, git commits on.
 
 The fake Slack runs in its own process (as Slack is not inside the bot's process in production) and sends the
-flags; the bot runs here, exactly as `evalbot serve` builds it (acks in this process, captures in its worker). Prints ack latency p50/p99, captures per
-second, git commits, and lost / duplicated counts. 10% of the events are sent twice (Slack's retries), which
-must not duplicate anything. Since the durable flag inbox (issue 12) every flag is written to the database before
-its ack; the ack figures measured before that change are printed beside this run's for comparison.
+flags; the bot runs here, exactly as `evalbot serve` builds it (acks in this process, captures in its worker).
+Prints ack latency p50/p99, captures per second, git commits, and lost / duplicated counts. 10% of the events are
+sent twice (Slack's retries), which must not duplicate anything.
+
+Since the durable flag inbox (issue 12) every flag is written to the database before its ack. `--compare REV`
+measures that cost fairly: it runs this checkout's bot and REV's (`git archive REV bot` into a temporary folder;
+2d220e2 is the last commit before the inbox, which recorded the flag after the ack) against the same harness and
+the same fake Slack, alternating them run by run on the same machine, on a fresh database each run, and prints
+every run, the spread and the machine load.
+
 Run: `uv run python benchmarks/capture.py [--flags 500] [--rate 60]` (`--flags 200` is a quick run);
-`BENCH_DATABASE_URL=postgresql+psycopg://…` measures on PostgreSQL.
+`uv run python benchmarks/capture.py --flags 200 --compare 2d220e2 --runs 5 --db sqlite --db postgresql`.
+`BENCH_DATABASE_URL=postgresql+psycopg://…` names a PostgreSQL server: each run creates a scratch database on it
+(and drops it after), so runs never see each other's rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+# `--compare` runs another revision's bot: its `bot/` package comes first on the path in this process and in every
+# process spawned from it (the fake Slack and the harness stay this checkout's: that folder holds `bot/` only).
+TREE = os.environ.get("BENCH_TREE")
+if TREE:
+    sys.path.insert(0, TREE)
 
 CHANNEL, BOT, FLAGGER = "C0BENCH01", "B0SUPPORT", "U0BENCH"
 WARMUP = 5
-# Ack latency before the inbox (commit 2d220e2: the flag was recorded after the ack), measured with
-# `--flags 200 --rate 60` on the shared 2-core machine at load 4-8, the same hour as the "after" figures.
-BEFORE = {"sqlite": "p50 17-25 ms, p99 19-870 ms (5 runs)", "postgresql": "p50 16.6 ms, p99 27.1 ms"}
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -84,36 +102,56 @@ def slack_side(conn, flags: int, rate: float) -> None:
         conn.recv()  # keep serving until the bot has disconnected
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--flags", type=int, default=500)
-    parser.add_argument("--rate", type=float, default=60, help="flags per second sent (0 = all at once)")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="evalbot-bench-"))
+@contextmanager
+def scratch_database(server_url: str | None, work: Path) -> Iterator[str]:
+    """A database of its own for one run: a SQLite file in `work`, or a new database on the PostgreSQL server."""
+    if not server_url or server_url.startswith("sqlite"):
+        yield f"sqlite:///{work / 'evalbot.db'}"
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"evalbot_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run_once(flags: int, rate: float, database_url: str, work: Path) -> dict:
+    """One measured run of the bot in this process (the bot of BENCH_TREE when set) against a fake Slack child."""
     ours, theirs = mp.Pipe()
-    child = mp.get_context("spawn").Process(target=slack_side, args=(theirs, args.flags, args.rate))
+    child = mp.get_context("spawn").Process(target=slack_side, args=(theirs, flags, rate))
     child.start()
     seeded = ours.recv()
     os.chdir(work)
     os.environ.update({
         "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_APP_TOKEN": "xapp-bench", "SLACK_API_URL": seeded["api_url"],
         "EVALBOT_CHANNEL": CHANNEL, "EVALBOT_ASSISTANT_IDS": BOT, "EVALBOT_CORPUS_DIR": str(work / "corpus"),
-        "EVALBOT_DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{work / 'evalbot.db'}"),
-        "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
+        "EVALBOT_DATABASE_URL": database_url, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
     })
+    import inspect
     import resource
 
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+    import bot
     from bot.core.settings import get_settings
     from bot.corpus.ids import slack_case_id
     from bot.serve import start
     from bot.slack.flows.capture_worker import CaptureWorker
     from tests.fakes.slack import close_socket_mode
 
+    load_before = os.getloadavg()
     worker = CaptureWorker()  # as `evalbot serve` runs: captures in a worker process, acks here
     runtime, app = start(get_settings(), submit_flag=worker)
-    worker.start(get_settings().database_url)
+    # Before the inbox the worker took no database URL (it had no leases to return).
+    worker.start(*([get_settings().database_url] if inspect.signature(worker.start).parameters else []))
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     handler = SocketModeHandler(app, "xapp-bench")
     handler.connect()
@@ -127,25 +165,128 @@ def main() -> None:
 
     latencies, replies = result["latencies"], result["replies"]
     ids = runtime.corpus.ids()
-    warmups = len(ids) - len({slack_case_id(CHANNEL, reply) for _, reply in seeded["threads"]} & set(ids))
     expected = {slack_case_id(CHANNEL, reply) for _, reply in seeded["threads"]}
-    commits = int(runtime.corpus.repo.run("rev-list", "--count", "HEAD")) - warmups
+    warmups = len(ids) - len(expected & set(ids))
     cases_in_commits = captures_in_log(runtime.corpus.repo.run("log", "--format=%B"))
-    print(f"flags sent:       {args.flags} (+{len(latencies) - args.flags} redeliveries) at {args.rate or 'max'}/s in {result['sent_s']:.2f}s")
-    print(f"ack latency:      p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms")
-    dialect = runtime.engine.dialect.name
-    print(f"ack before inbox: {BEFORE.get(dialect, 'not measured')} ({dialect}, 200 flags at 60/s, before the inbox)")
     captured = len(ids) - warmups
-    print(f"captures:         {captured} in {result['done_s']:.2f}s = {captured / result['done_s']:.1f} captures/s "
-          f"(after {warmups} warm-up flags)")
-    print(f"git commits:      {commits} (covering {cases_in_commits} captures; group commits list each case)")
-    print(f"lost:             {len(expected - set(ids))}")
-    print(f"duplicated:       {len(replies) - len(set(replies)) + max(0, cases_in_commits - args.flags - warmups)} (extra replies + extra captures)")
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    print(f"bot CPU:          {cpu:.2f}s in the process answering Slack, "
-          f"{children.ru_utime + children.ru_stime:.2f}s in the capture worker and git "
-          f"({(children.ru_utime + children.ru_stime) * 1000 / max(1, captured):.1f} ms per capture)")
-    print(f"cores:            {os.cpu_count()}")
+    return {
+        "bot": str(Path(bot.__file__).parent.parent), "dialect": runtime.engine.dialect.name,
+        "flags": flags, "rate": rate, "redeliveries": len(latencies) - flags, "sent_s": result["sent_s"],
+        "p50": statistics.median(latencies), "p99": percentile(latencies, 0.99), "max": max(latencies),
+        "captured": captured, "done_s": result["done_s"], "warmups": warmups,
+        "commits": int(runtime.corpus.repo.run("rev-list", "--count", "HEAD")) - warmups,
+        "cases_in_commits": cases_in_commits, "lost": len(expected - set(ids)),
+        "duplicated": len(replies) - len(set(replies)) + max(0, cases_in_commits - flags - warmups),
+        "cpu_ack": cpu, "cpu_worker": children.ru_utime + children.ru_stime,
+        "load": [load_before[0], os.getloadavg()[0]], "cores": os.cpu_count(),
+    }
+
+
+def print_run(r: dict) -> None:
+    print(f"bot:              {r['bot']} ({r['dialect']})")
+    print(f"flags sent:       {r['flags']} (+{r['redeliveries']} redeliveries) at {r['rate'] or 'max'}/s in {r['sent_s']:.2f}s")
+    print(f"ack latency:      p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms")
+    print(f"captures:         {r['captured']} in {r['done_s']:.2f}s = {r['captured'] / r['done_s']:.1f} captures/s "
+          f"(after {r['warmups']} warm-up flags)")
+    print(f"git commits:      {r['commits']} (covering {r['cases_in_commits']} captures; group commits list each case)")
+    print(f"lost:             {r['lost']}")
+    print(f"duplicated:       {r['duplicated']} (extra replies + extra captures)")
+    print(f"bot CPU:          {r['cpu_ack']:.2f}s in the process answering Slack, {r['cpu_worker']:.2f}s in the capture "
+          f"worker and git ({r['cpu_worker'] * 1000 / max(1, r['captured']):.1f} ms per capture)")
+    print(f"load average:     {r['load'][0]:.2f} at start, {r['load'][1]:.2f} at end ({r['cores']} cores)")
+
+
+@contextmanager
+def revision_tree(rev: str) -> Iterator[Path]:
+    """REV's `bot/` package in a temporary folder (`git archive`; the repository itself is left alone)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"evalbot-bench-{rev}-"))
+    try:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, "bot"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def spawn_run(args: argparse.Namespace, tree: Path | None, database: str) -> dict:
+    """One run in a fresh interpreter (so nothing is shared between runs), `tree`'s bot when given."""
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_TREE"}
+    env["BENCH_DATABASE_URL"] = database
+    if tree is not None:
+        env["BENCH_TREE"] = str(tree)
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [sys.executable, str(Path(__file__).resolve()), "--flags", str(args.flags), "--rate", str(args.rate),
+                   "--json-out", out.name]
+        done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode:
+            raise SystemExit(f"a benchmark run failed:\n{done.stderr[-3000:]}")
+        return json.loads(Path(out.name).read_text())
+
+
+def spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):6.1f}  range {min(values):6.1f}-{max(values):6.1f}"
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Alternate REV's bot and this checkout's, run by run, on each database; print every run and the spread."""
+    servers = {"sqlite": None, "postgresql": os.environ.get("BENCH_DATABASE_URL") or DEFAULT_PG}
+    results: dict[tuple[str, str], list[dict]] = {}
+    with revision_tree(args.compare) as before:
+        trees = {f"before ({args.compare})": before, "after (this checkout)": None}
+        for db in args.db:
+            for n in range(args.runs):
+                order = list(trees.items()) if n % 2 == 0 else list(trees.items())[::-1]
+                for label, tree in order:
+                    r = spawn_run(args, tree, servers[db] or "sqlite")
+                    results.setdefault((db, label), []).append(r)
+                    print(f"{db:10} {label:24} run {n + 1}: ack p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  "
+                          f"max {r['max']:6.1f} ms  {r['captured'] / r['done_s']:5.1f} captures/s  lost {r['lost']}  "
+                          f"dup {r['duplicated']}  load {r['load'][0]:.1f}-{r['load'][1]:.1f}", flush=True)
+    print(f"\n{args.flags} flags (+10% redeliveries) at {args.rate or 'max'}/s, {args.runs} runs each, alternating; "
+          f"{os.cpu_count()} cores; before = {args.compare}'s bot, run from {results[(args.db[0], next(iter(trees)))][0]['bot']}")
+    for db in args.db:
+        p99 = {}
+        for label in trees:
+            runs = results[(db, label)]
+            p99[label] = statistics.median(r["p99"] for r in runs)
+            loads = [x for r in runs for x in r["load"]]
+            print(f"{db:10} {label:24} p50 {spread([r['p50'] for r in runs])} ms | "
+                  f"p99 {spread([r['p99'] for r in runs])} ms | load {min(loads):.1f}-{max(loads):.1f}")
+        first, second = p99.values()
+        pairs = [a["p99"] / b["p99"] for b, a in zip(*(results[(db, label)] for label in trees), strict=True)]
+        print(f"{db:10} p99 after / before: {second / first:.2f}x of the medians; run by run "
+              f"{', '.join(f'{x:.2f}' for x in pairs)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--flags", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=60, help="flags per second sent (0 = all at once)")
+    parser.add_argument("--compare", metavar="REV", help="also run REV's bot, alternating with this checkout's")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each bot with --compare")
+    parser.add_argument("--db", action="append", choices=["sqlite", "postgresql"],
+                        help="with --compare: the databases to measure on (repeatable; default both)")
+    parser.add_argument("--json-out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.compare:
+        args.db = args.db or ["sqlite", "postgresql"]
+        compare(args)
+        return
+    work = Path(tempfile.mkdtemp(prefix="evalbot-bench-"))
+    try:
+        with scratch_database(os.environ.get("BENCH_DATABASE_URL"), work) as database_url:
+            result = run_once(args.flags, args.rate, database_url, work)
+            from bot.store.tables import dispose_engines
+
+            dispose_engines()  # before the scratch database is dropped
+    finally:
+        os.chdir(REPO)
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result))
+    print_run(result)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ _FOLLOWUPS: list[FollowUpService] = []  # started by start_background, stopped b
 
 def start(settings: Settings, *, submit_flag: SubmitFlag | None = None) -> tuple[Runtime, App]:
     """Prepare the data folder, migrate the database, settle what a crash left in the corpus, refresh the case
-    index from the files, return the inbox rows a dead process held, and build the app."""
+    index from the files, return the inbox rows a dead process held, open the inbox's connections, and build the app."""
     prepare_data(settings)  # first start: the data folder, and the example corpus in an empty corpus folder
     runtime = open_runtime(settings)
     recover(runtime.corpus)
@@ -61,6 +61,7 @@ def start(settings: Settings, *, submit_flag: SubmitFlag | None = None) -> tuple
     for problem in problems:
         log.warning("skipping an invalid case file: %s", problem)
     log.info("corpus %s: %d case files indexed", runtime.corpus.root, count)
+    inbox.warm(runtime.engine)  # the connections the acks write the inbox on, open before the first envelope
     return runtime, create_app(runtime, submit_flag=submit_flag)
 
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
 
 from bot.capture.message import Message, SharedFile
 from bot.capture.transcripts import merge_turns, parse_messages_file, parse_pasted
@@ -31,6 +29,7 @@ from bot.corpus.gitrepo import Author
 from bot.corpus.ids import slack_case_id
 from bot.corpus.schema import Case, Turn
 from bot.corpus.similarity import NearDuplicate, near_duplicates
+from bot.store import writes
 from bot.store.tables import CaptureReply, Flag, Rejection, session_scope
 
 log = logging.getLogger(__name__)
@@ -237,23 +236,13 @@ def _add_flagger(case: Case, flag: FlagRequest, *, author: Author, corpus: Corpu
 
 
 def _record(engine: Engine, *, case: Case, flag: FlagRequest) -> None:
-    """The flag row and the index row, each in its own short transaction: on SQLite a transaction holds the one
-    writer lock from its first write to its commit, and the flag inbox's ack path waits for that lock."""
-    with session_scope(engine) as session:
-        _record_flag(session, case_id=case.id, flag=flag)
-    with session_scope(engine) as session:
-        caseindex.upsert(session, case)
-
-
-def _record_flag(session: Session, *, case_id: str, flag: FlagRequest) -> None:
-    exists = session.exec(select(Flag).where(col(Flag.case_id) == case_id, col(Flag.user_id) == flag.user_id)).first()
-    if exists is not None:
-        return
-    try:
-        with session.begin_nested():
-            session.add(Flag(case_id=case_id, channel=flag.channel, ts=flag.ts, user_id=flag.user_id, trigger=flag.trigger, note=flag.note))
-    except IntegrityError:
-        pass  # another replica recorded the same flag a moment ago
+    """The flag row and the index row: one statement each, committed as it completes. On SQLite a transaction
+    holds the one writer lock from its first write to its commit, and the flag inbox's ack path waits for that
+    lock; a single statement in autocommit mode holds it only while SQLite itself writes (`bot.store.writes`)."""
+    writes.write(engine, writes.insert_ignore(engine, Flag, {
+        "case_id": case.id, "channel": flag.channel, "ts": flag.ts, "user_id": flag.user_id, "trigger": flag.trigger,
+        "note": flag.note, "flagged_at": utcnow()}, keys=["case_id", "user_id"]))  # once per case and flagger
+    caseindex.write(engine, case)
 
 
 def _draft(turns: list[Turn], note: str | None, options: CaptureOptions) -> Draft:
@@ -322,8 +311,8 @@ def _safe_name(source: ThreadSource, user_id: str) -> str:
 
 def remember_reply(engine: Engine, *, case_id: str, channel: str, message_ts: str) -> None:
     """Record where the bot answered a capture, so later flags and triage update that message."""
-    with session_scope(engine) as session:
-        session.merge(CaptureReply(case_id=case_id, channel=channel, message_ts=message_ts))
+    writes.write(engine, writes.upsert(engine, CaptureReply, {"case_id": case_id, "channel": channel,
+                                                              "message_ts": message_ts}, keys=["case_id"]))
 
 
 def reply_of(engine: Engine, *, case_id: str) -> tuple[str, str] | None:

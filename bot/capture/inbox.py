@@ -14,19 +14,25 @@ import os
 import socket
 import time
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Literal
+from functools import cache
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, insert, or_, update
+from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.sql.dml import Insert
 from sqlmodel import col, func, select
 
 from bot.capture.candidate import FlagRequest
 from bot.core.clock import utcnow
-from bot.store.tables import PendingFlag, session_scope
+from bot.store import writes
+from bot.store.claims import process_alive
+from bot.store.tables import ACK_CONNECTIONS, PendingFlag, ack_engine, session_scope
 
 LEASE = timedelta(minutes=5)  # longer than any capture (Slack reads, drafting bounded to seconds, one commit)
 MAX_ATTEMPTS = 5
@@ -34,7 +40,6 @@ BACKOFF_FIRST = timedelta(seconds=2)
 BACKOFF_MAX = timedelta(minutes=2)
 ERROR_CHARS = 2000
 SQLITE_WAIT_SECONDS = 30  # as long as the engine's own busy timeout
-SQLITE_BUSY_TIMEOUT_MS = 30000  # bot.store.tables sets this on every SQLite connection
 
 
 def owner_id(pid: int | None = None) -> str:
@@ -56,48 +61,62 @@ class Claimed:
 
 
 def enqueue(engine: Engine, *, key: str, flag: FlagRequest) -> bool:
-    """Write the flag to the inbox; False when `key` is already there (a redelivery, or caught up already)."""
-    row = PendingFlag(key=key, channel=flag.channel, ts=flag.ts, thread_ts=flag.thread_ts, user_id=flag.user_id,
-                      trigger=flag.trigger, note=flag.note)
-    if engine.dialect.name == "sqlite":
-        return _enqueue_sqlite(engine, row)
+    """Write the flag to the inbox; False when `key` is already there (a redelivery, or caught up already).
+
+    One `INSERT … ON CONFLICT DO NOTHING` that commits as it completes, on the ack engine (`ack_engine`: a pool
+    of warm connections of its own): when this returns the row is committed; when it raises, nothing was written
+    and the caller must not ack."""
+    now = utcnow()
+    values = {"key": key, "channel": flag.channel, "ts": flag.ts, "thread_ts": flag.thread_ts, "user_id": flag.user_id,
+              "trigger": flag.trigger, "note": flag.note, "status": "pending", "attempts": 0, "next_attempt_at": now,
+              "received_at": now, "updated_at": now}
+    ack = ack_engine(engine)
+    statement = _insert_statement(ack.dialect.name)
+    if ack.dialect.name == "sqlite":
+        return _enqueue_sqlite(ack, statement, values)
     try:
-        with session_scope(engine) as session:
-            session.add(row)
-    except IntegrityError:
-        return False
-    return True
+        with ack.connect() as connection:
+            return connection.execute(statement, values).rowcount == 1
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    # The ack engine does not ping a connection before using it: one found dead (the database restarted) made
+    # the insert fail and the pool drop its connections. Once more, on a new one. (Had the first insert reached
+    # the database before the connection died, this one finds its row: False, and the worker's poll takes it.)
+    with ack.connect() as connection:
+        return connection.execute(statement, values).rowcount == 1
 
 
-def _enqueue_sqlite(engine: Engine, row: PendingFlag) -> bool:
-    """The insert on the ack path, on SQLite: its one writer lock is often held for a moment by the capture
-    worker, and SQLite's own busy handler then sleeps 1, 2, 5, 10 … 100 ms between tries. Polling every half
-    millisecond instead takes the lock as soon as it is free; and this commit never runs the WAL checkpoint
-    (hundreds of ms with its fsyncs on a busy disk). Together they keep the ack fast under a burst."""
+@cache
+def _insert_statement(dialect: str) -> Insert:
+    """The inbox insert, built once (bound parameters: SQLAlchemy compiles it once per engine)."""
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return insert(PendingFlag).on_conflict_do_nothing(index_elements=["key"])
+
+
+def _enqueue_sqlite(engine: Engine, statement: Insert, values: dict[str, Any]) -> bool:
+    """The insert on the ack path, on SQLite: its one writer lock is taken for a moment by each of the capture
+    worker's writes, and SQLite's own busy handler then sleeps 1, 2, 5, 10 … 100 ms between tries. The ack
+    engine's connections have no busy timeout: polling every half millisecond instead takes the lock as soon as
+    it is free. Their commits never run the WAL checkpoint (hundreds of ms with its fsyncs on a busy disk)."""
     deadline = time.monotonic() + SQLITE_WAIT_SECONDS
     with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA busy_timeout = 0")
-        # The commit that takes the WAL past its threshold runs the checkpoint (and its fsyncs): let the
-        # capture worker's commits do that, not the ack's.
-        connection.exec_driver_sql("PRAGMA wal_autocheckpoint = 0")
-        connection.commit()
-        try:
-            while True:
-                try:
-                    with connection.begin():
-                        connection.execute(insert(PendingFlag).values(**row.model_dump()))
-                    return True
-                except IntegrityError:
-                    return False
-                except OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.0005)
-        finally:
-            connection.rollback()
-            connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            connection.exec_driver_sql("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default
-            connection.commit()
+        while True:
+            try:
+                return connection.execute(statement, values).rowcount == 1
+            except OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.0005)
+
+
+def warm(engine: Engine) -> None:
+    """Open the ack engine's connections now, so no ack waits for one (a new PostgreSQL backend) in a burst."""
+    ack = ack_engine(engine)
+    with ExitStack() as stack:
+        for _ in range(ACK_CONNECTIONS):
+            connection = stack.enter_context(ack.connect())
+            connection.execute(select(PendingFlag.key).limit(0)).all()  # SQLite reads the schema once per connection
 
 
 def known(engine: Engine, *, channel: str, ts: str) -> bool:
@@ -124,36 +143,29 @@ def claim(engine: Engine, *, owner: str, limit: int, keys: Iterable[str] | None 
         query = query.where(col(PendingFlag.key).in_(list(keys)))
     with session_scope(engine) as session:
         candidates = list(session.exec(query))
-    taken: list[Claimed] = []
+    taken: list[str] = []
     for key in candidates:
         if len(taken) >= limit:
             break
-        with session_scope(engine) as session:
-            # Compare-and-set: of the workers racing for one row, exactly one sees its update match. One
-            # statement (RETURNING the row), so the transaction holds SQLite's writer lock for no longer.
-            row = session.execute(
-                update(PendingFlag).where(col(PendingFlag.key) == key, _claimable(now))
-                .values(status="leased", leased_by=owner, lease_until=now + lease, updated_at=now)
-                .returning(*(col(c) for c in (PendingFlag.attempts, PendingFlag.channel, PendingFlag.user_id,
-                                              PendingFlag.trigger, PendingFlag.ts, PendingFlag.thread_ts,
-                                              PendingFlag.note)))
-            ).first()
-        if row is None:
-            continue
-        taken.append(Claimed(key=key, attempts=row.attempts, flag=FlagRequest(
-            channel=row.channel, user_id=row.user_id, trigger=row.trigger, ts=row.ts, thread_ts=row.thread_ts,
-            note=row.note)))
-    return taken
+        # Compare-and-set: of the workers racing for one row, exactly one sees its update match. One statement
+        # committed as it completes (no RETURNING: its rows would keep SQLite's writer lock until fetched).
+        if writes.write(engine, update(PendingFlag).where(col(PendingFlag.key) == key, _claimable(now))
+                        .values(status="leased", leased_by=owner, lease_until=now + lease, updated_at=now)):
+            taken.append(key)
+    if not taken:
+        return []
+    with session_scope(engine) as session:  # ours now: nobody else changes these rows until we settle them
+        rows = {row.key: row for row in session.exec(select(PendingFlag).where(col(PendingFlag.key).in_(taken)))}
+    return [Claimed(key=key, attempts=rows[key].attempts, flag=FlagRequest(
+        channel=rows[key].channel, user_id=rows[key].user_id, trigger=rows[key].trigger, ts=rows[key].ts,
+        thread_ts=rows[key].thread_ts, note=rows[key].note)) for key in taken]
 
 
 def _finish(engine: Engine, key: str, owner: str, **values: object) -> bool:
-    with session_scope(engine) as session:
-        result = session.execute(
-            update(PendingFlag).where(col(PendingFlag.key) == key, col(PendingFlag.leased_by) == owner,
-                                      col(PendingFlag.status) == "leased")
-            .values(leased_by=None, lease_until=None, updated_at=utcnow(), **values)
-        )
-        return result.rowcount == 1  # type: ignore[attr-defined]
+    return writes.write(engine, update(PendingFlag).where(col(PendingFlag.key) == key,
+                                                          col(PendingFlag.leased_by) == owner,
+                                                          col(PendingFlag.status) == "leased")
+                        .values(leased_by=None, lease_until=None, updated_at=utcnow(), **values)) == 1
 
 
 def complete(engine: Engine, *, key: str, owner: str, case_id: str | None) -> bool:
@@ -179,27 +191,9 @@ def fail(engine: Engine, *, key: str, owner: str, error: str, attempts_before: i
 def release(engine: Engine, *, owner: str) -> int:
     """Return every row leased by `owner` (a worker that died) to the inbox, due at once."""
     now = utcnow()
-    with session_scope(engine) as session:
-        result = session.execute(
-            update(PendingFlag).where(col(PendingFlag.leased_by) == owner, col(PendingFlag.status) == "leased")
-            .values(status="pending", leased_by=None, lease_until=None, next_attempt_at=now, updated_at=now)
-        )
-        return result.rowcount or 0  # type: ignore[attr-defined]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed worker whose parent died too stays a zombie until init reaps it (some inits never do): dead.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc to ask: it answered the signal, so count it alive
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+    return writes.write(engine, update(PendingFlag).where(col(PendingFlag.leased_by) == owner,
+                                                          col(PendingFlag.status) == "leased")
+                        .values(status="pending", leased_by=None, lease_until=None, next_attempt_at=now, updated_at=now))
 
 
 def release_dead(engine: Engine) -> int:
@@ -210,7 +204,7 @@ def release_dead(engine: Engine) -> int:
     released = 0
     for owner in owners:
         name, _, pid = (owner or "").rpartition(":")
-        if name == host and pid.isdigit() and not _alive(int(pid)):
+        if name == host and pid.isdigit() and not process_alive(int(pid)):
             released += release(engine, owner=owner or "")
     return released
 

@@ -5,9 +5,11 @@ Bringing the whole index in step with the files is `bot.corpus.refresh`.
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
 
 from bot.corpus.schema import Case, Rubric
+from bot.store import writes
 from bot.store.tables import CaseIndex
 
 
@@ -36,6 +38,11 @@ def index_row(case: Case) -> CaseIndex:
 def upsert(session: Session, case: Case) -> None:
     """Record the current state of `case` in the index."""
     session.merge(index_row(case))
+
+
+def write(engine: Engine, case: Case) -> None:
+    """Record `case` in the index at once: one upsert statement, committed as it completes (the capture path)."""
+    writes.write(engine, writes.upsert(engine, CaseIndex, index_row(case).model_dump(), keys=["id"]))
 
 
 def remove(session: Session, *, case_id: str) -> None:

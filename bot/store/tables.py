@@ -275,8 +275,10 @@ class JudgeReview(SQLModel, table=True):
     reviewed_at: datetime = Field(default_factory=utcnow)
 
 
-_ENGINES: dict[str, Engine] = {}
+_ENGINES: dict[tuple[str, bool], Engine] = {}
 _ENGINES_GUARD = threading.Lock()
+# Bolt's Socket Mode handler answers up to 10 envelopes at once; each ack's inbox write needs a connection.
+ACK_CONNECTIONS = 10
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -293,24 +295,48 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """A new engine for `url`, with SQLite set up for several threads and processes."""
+def _sqlite_ack_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # The ack's insert polls for the writer lock itself (SQLite's busy handler sleeps 1, 2, 5 … 100 ms between
+    # tries: bot.capture.inbox), and its commits leave the WAL checkpoint (and its fsyncs) to the other writers.
+    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+def make_engine(url: str, *, ack: bool = False) -> Engine:
+    """A new engine for `url`, with SQLite set up for several threads and processes.
+
+    `ack`: the engine of the writes made before Slack is acked (`bot.capture.inbox.enqueue`): every statement
+    commits as it completes (`bot.store.writes`), a pool of ACK_CONNECTIONS kept open (`warm` them at start),
+    and on PostgreSQL no ping before each use (one round trip, not two: a connection found dead is retried)."""
+    pool: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_size": ACK_CONNECTIONS, "max_overflow": 20,
+                            "execution_options": {"preserve_rowcount": True}} if ack else {}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
+        if ack:
+            event.listen(engine, "connect", _sqlite_ack_pragmas)
         return engine
+    if ack:
+        return create_engine(url, pool_pre_ping=False, **pool)
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def get_engine(url: str) -> Engine:
-    """The process-wide engine for `url`."""
+def get_engine(url: str, *, ack: bool = False) -> Engine:
+    """The process-wide engine for `url` (`ack`: the one for the writes before Slack's ack, see make_engine)."""
     with _ENGINES_GUARD:
-        if url not in _ENGINES:
-            _ENGINES[url] = make_engine(url)
-        return _ENGINES[url]
+        if (url, ack) not in _ENGINES:
+            _ENGINES[(url, ack)] = make_engine(url, ack=ack)
+        return _ENGINES[(url, ack)]
+
+
+def ack_engine(engine: Engine) -> Engine:
+    """The ack-path engine for the database of `engine`."""
+    return get_engine(engine.url.render_as_string(hide_password=False), ack=True)
 
 
 def dispose_engines() -> None:
