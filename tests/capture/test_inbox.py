@@ -116,7 +116,7 @@ def test_a_zombie_holder_counts_as_dead():
     import sys
     import time
 
-    from bot.capture.inbox import _alive
+    from bot.store.claims import process_alive as _alive
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 10
