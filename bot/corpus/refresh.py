@@ -90,19 +90,29 @@ def _changed_since(corpus: Corpus, repo: GitRepo, old: str, new: str) -> set[str
     return {name[len(prefix):] for name in diff.stdout.split("\0") if name}
 
 
-def _parse_chunk(root: str, items: list[tuple[str, str]]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Index rows of the readable files among (case id, status) `items`, and (path, problem) for the others."""
+Kept = dict[str, tuple[Any, Any]]  # case id -> what the near-duplicate cache keeps of it (similarity.keep)
+
+
+def _parse_chunk(root: str, items: list[tuple[str, str]]) -> tuple[list[dict[str, Any]], list[tuple[str, str]], Kept]:
+    """Index rows of the readable files among (case id, status) `items`, (path, problem) for the others, and what
+    the near-duplicate cache keeps of each readable one."""
+    from bot.corpus import similarity  # rapidfuzz: not for a `corpus list` that has nothing to parse
+
     corpus = Corpus(Path(root))
     rows: list[dict[str, Any]] = []
     problems: list[tuple[str, str]] = []
+    kept: Kept = {}
     for case_id, status in items:
+        stat = similarity.stat_key(corpus.path_for(case_id, status))  # before reading: a later change is noticed
         try:
             case = corpus.load(case_id, status)
         except EvalbotError as exc:
             problems.append((f"{STATUS_DIRS[status]}/{case_id}.yaml", str(exc)))
             continue
         rows.append(index_row(case).model_dump())
-    return rows, problems
+        if stat is not None:
+            kept[case_id] = (stat, similarity.cache_entry(case))
+    return rows, problems, kept
 
 
 def _state(session: Session, corpus: Corpus) -> IndexState | None:
@@ -114,10 +124,15 @@ def _full(session: Session, corpus: Corpus) -> tuple[int, dict[str, str]]:
     session.exec(delete(CaseIndex))
     problems: dict[str, str] = {}
     parsed = 0
-    for rows, chunk_problems in map_chunks(corpus, items, _parse_chunk):
+    kept: Kept = {}
+    for rows, chunk_problems, chunk_kept in map_chunks(corpus, items, _parse_chunk):
         _insert(session, rows)
         parsed += len(rows) + len(chunk_problems)
         problems.update(chunk_problems)
+        kept.update(chunk_kept)
+    from bot.corpus import similarity
+
+    similarity.keep(corpus, kept)  # the capture worker's first warm reads these instead of every file again
     return parsed, problems
 
 
@@ -133,7 +148,7 @@ def _apply(session: Session, corpus: Corpus, paths: set[str], problems: dict[str
         on_disk = [status for status in STATUS_DIRS if corpus.path_for(case_id, status).is_file()]
         if not on_disk:
             continue
-        rows, found = _parse_chunk(str(corpus.root), [(case_id, on_disk[-1])])
+        rows, found, _ = _parse_chunk(str(corpus.root), [(case_id, on_disk[-1])])
         parsed += 1
         problems.update(found)
         _insert(session, rows)

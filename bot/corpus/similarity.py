@@ -209,6 +209,26 @@ def _save_persisted(path: Path | None, folder: _Folder) -> None:
         log.info("similarity cache not saved (%s): the next start reads every case", exc)
 
 
+def stat_key(path: Path) -> _Stat | None:
+    """What tells whether a case file changed since its text was kept; taken before the file is read."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def cache_entry(case: Case) -> _Entry:
+    """What the cache keeps of a case: its title, status, permalink and conversation text."""
+    return _entry(case)
+
+
+def keep(corpus: Corpus, entries: Mapping[str, tuple[_Stat, _Entry]]) -> None:
+    """Keep the texts of every case file, just read elsewhere (a full index rebuild), for the next `warm`: a first
+    start then parses each file once, not once for the index and again for this cache."""
+    _save_persisted(_persist_path(corpus), _Folder(files=dict(entries)))
+
+
 def warm(corpus: Corpus) -> int:
     """Read every case into the cache now (at start), so the first capture does not pay for it; returns the count."""
     path = _persist_path(corpus)

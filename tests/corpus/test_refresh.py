@@ -200,3 +200,26 @@ def test_a_full_rebuild_equals_the_incremental_index(engine, corpus_dir):
     # And both agree with the files.
     cases, _ = corpus.scan()
     assert {case.id: (case.status, case.title) for case in cases} == {k: (v["status"], v["title"]) for k, v in kept.items()}
+
+
+def test_a_full_rebuild_keeps_the_near_duplicate_texts_so_a_first_warm_reads_nothing(engine, corpus_dir, monkeypatch):
+    from bot.corpus import similarity
+
+    corpus = Corpus(corpus_dir)
+    path = corpus_dir / "cases" / "tne841s8.yaml"
+    run_refresh(engine, corpus, full=True)  # what `serve` does at a first start, before its capture worker warms
+    retitle(path, "Edited after the rebuild")  # a file changed since: read again, and only it
+    read: list[str] = []
+    load = Corpus.load
+
+    def counting(self, case_id, status):
+        read.append(case_id)
+        return load(self, case_id, status)
+
+    monkeypatch.setattr(Corpus, "load", counting)
+    monkeypatch.setattr(similarity, "_CACHE", similarity._TextCache())  # a freshly started worker's cache
+    assert similarity.warm(corpus) == EXAMPLE_CASES
+    assert read == ["tne841s8"]
+    found = similarity.near_duplicates(corpus.get("tne841s8"), corpus, threshold=0.0, limit=10)
+    assert {d.case_id for d in found} == set(corpus.ids()) - {"tne841s8"}
+    assert {d.title for d in found if d.case_id == "1breqg51"} == {corpus.get("1breqg51").title}
