@@ -110,14 +110,19 @@ def timed(argv: list[str], env: dict[str, str], cwd: str, ok: tuple[int, ...] = 
     return elapsed, usage.ru_maxrss / 1024
 
 
-def near_duplicate_figures(corpus_dir: Path, ids: list[str], samples: int = 20) -> tuple[float, float]:
-    """(seconds to warm a fresh cache, median seconds per near-duplicate check) in a fresh process."""
+def near_duplicate_figures(corpus_dir: Path, ids: list[str], samples: int = 20, *, kept: bool = True) -> tuple[float, float]:
+    """(seconds to warm a fresh cache, median seconds per near-duplicate check) in a fresh process, the way a
+    capture worker starts: from the texts the start-up index rebuild kept (`kept`), or from the files alone."""
+    if not kept:
+        for path in (corpus_dir / ".git" / "evalbot").glob("similarity-*.json"):
+            path.unlink()
     code = f"""
-import statistics, sys, time
+import statistics, sys, threading, time
 sys.path.insert(0, {str(ROOT)!r})
 from bot.corpus.files import Corpus
 from bot.corpus import similarity
 corpus = Corpus({str(corpus_dir)!r})
+threading.Thread(target=threading.Event().wait, daemon=True).start()  # a worker has threads: bulk spawns
 started = time.perf_counter()
 similarity.warm(corpus)
 warm = time.perf_counter() - started
@@ -159,27 +164,32 @@ def main() -> None:
         env = {**os.environ, "EVALBOT_CORPUS_DIR": str(corpus), "EVALBOT_DATABASE_URL": f"sqlite:///{tmp}/scale.db",
                "ANTHROPIC_API_KEY": "sk-ant-bench", "ANTHROPIC_BASE_URL": base_url, "EVALBOT_LOG_LEVEL": "WARNING"}
 
-        def run(name: str, argv: list[str], target: str, ok: tuple[int, ...] = (0,)) -> None:
-            seconds, rss = timed([evalbot, *argv], env, tmp, ok)
-            rows.append((name, seconds, rss, target))
+        def run(name: str, argv: list[str], target: str, ok: tuple[int, ...] = (0,), repeat: int = 1) -> None:
+            """The median of `repeat` runs (the quick commands run 5 times: one run is at the mercy of the load)."""
+            runs = sorted(timed([evalbot, *argv], env, tmp, ok) for _ in range(repeat))
+            seconds, rss = runs[len(runs) // 2]
+            rows.append((name + (f" (median of {repeat})" if repeat > 1 else ""), seconds, rss, target))
 
-        run("corpus reindex --full (first)", ["corpus", "reindex"], "<= 3 s")
-        run("corpus reindex (nothing changed)", ["corpus", "reindex"], "<= 0.3 s")
-        run("corpus list", ["corpus", "list"], "<= 0.3 s")
-        run("corpus show ID", ["corpus", "show", ids[len(ids) // 2]], "<= 0.3 s")
+        run("corpus reindex (first: a full rebuild)", ["corpus", "reindex"], "<= 3 s")
+        run("corpus reindex --full", ["corpus", "reindex", "--full"], "<= 3 s")
+        run("corpus reindex (nothing changed)", ["corpus", "reindex"], "<= 0.3 s", repeat=5)
+        run("corpus list", ["corpus", "list"], "<= 0.3 s", repeat=5)
+        run("corpus show ID", ["corpus", "show", ids[len(ids) // 2]], "<= 0.3 s", repeat=5)
         run("corpus validate", ["corpus", "validate"], "<= 3 s")
         if not args.skip_eval:
             ideal = args.cases * args.latency / 50
             run(f"eval run (ideal {ideal:.1f} s)", ["eval", "run", "--concurrency", "50"], "<= 8 s, <= 200 MB", ok=(0, 1))
         warm, per_check = near_duplicate_figures(corpus, ids)
+        cold_warm, _ = near_duplicate_figures(corpus, ids, samples=1, kept=False)
         parent.send("stop")
         fake.join(5)
 
     print(f"scale: {args.cases} cases, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     for name, seconds, rss, target in rows:
-        print(f"  {name:<36} {seconds:7.2f} s  {rss:6.0f} MB   target {target}")
-    print(f"  {'near-duplicate cache warm':<36} {warm:7.2f} s             target <= 2 s")
-    print(f"  {'near-duplicate check per capture':<36} {per_check * 1000:7.1f} ms            target <= 50 ms")
+        print(f"  {name:<48} {seconds:7.2f} s  {rss:6.0f} MB   target {target}")
+    print(f"  {'near-duplicate warm, first start':<48} {warm:7.2f} s             target <= 2 s (texts kept by the rebuild)")
+    print(f"  {'near-duplicate warm, no texts kept':<48} {cold_warm:7.2f} s             (every file parsed, spawned workers)")
+    print(f"  {'near-duplicate check per capture':<48} {per_check * 1000:7.1f} ms            target <= 50 ms")
 
 
 if __name__ == "__main__":
