@@ -77,9 +77,11 @@ def show(case_id: str) -> None:
 @app.command("validate")
 @cli_errors
 def validate() -> None:
-    """Check evalbot.toml and every case file, and every file for secrets; exit 1 listing each problem."""
-    from bot.corpus.bulk import check_all
+    """Check evalbot.toml and every case file, and every file for secrets; exit 1 listing each problem.
+
+    Case files unchanged (per git) since the last validate keep their verdict and are not read again."""
     from bot.corpus.scan import scan_files
+    from bot.corpus.verdicts import validate_cases
     from bot.evals.config import load_eval_config
 
     corpus = open_corpus()
@@ -88,14 +90,16 @@ def validate() -> None:
         load_eval_config(corpus.root)
     except EvalbotError as exc:
         problems.append(str(exc))
-    checked = check_all(corpus)  # each case file read once, validated and scanned, in worker processes
+    checked = validate_cases(corpus)  # each changed case file read once, validated and scanned, in worker processes
     problems += checked.problems
     secrets = sorted([*checked.secrets, *scan_files(corpus.root, skip=checked.files)], key=lambda f: (f.path, f.line))
     problems += [f"{finding}: a secret (run `evalbot corpus scan`)" for finding in secrets]
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
     counts = checked.counts
-    typer.echo(f"{counts['promoted']} cases, {counts['candidate']} candidates, {len(problems)} problem(s) in {corpus.root}")
+    unchanged = len(checked.files) - checked.read
+    typer.echo(f"{counts['promoted']} cases, {counts['candidate']} candidates, {len(problems)} problem(s) in {corpus.root}"
+               + (f" ({unchanged} case file(s) unchanged since the last validate, not read again)" if unchanged else ""))
     if problems:
         raise typer.Exit(1)
 

@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -59,47 +59,35 @@ def map_chunks(corpus: Corpus, items: Items, work: Callable[[str, Items], R]) ->
         yield from pool.map(work, [str(corpus.root)] * count, _chunks(items, CHUNK))
 
 
-@dataclass
-class Checked:
-    """What validating files found: valid files per status, one message per invalid file, the secrets in them."""
+@dataclass(frozen=True)
+class Verdict:
+    """One case file checked: its path in the corpus folder, its status, why it is invalid (None: valid) and the
+    secrets in it."""
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUS_DIRS, 0))
-    problems: list[str] = field(default_factory=list)
-    secrets: list[Finding] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)  # the paths read (os.path.join of the corpus folder, folder, name)
+    rel: str
+    status: str
+    problem: str | None
+    secrets: tuple[Finding, ...] = ()
 
 
-def check_chunk(root: str, items: Items) -> Checked:
+def check_chunk(root: str, items: Items) -> list[Verdict]:
     """Validate the case files among `items`, and scan each one's text for secrets (each file is read once)."""
     from bot.corpus.scan import findings_in  # the redaction rules compile in the worker, not in `corpus list`
 
     corpus = Corpus(Path(root))
-    checked = Checked()
+    verdicts = []
     for case_id, status in items:
+        problem: str | None = None
+        secrets: list[Finding] = []
         try:
             text = corpus.read_text(case_id, status)
-            checked.secrets += findings_in(text, shown=partial(_shown, corpus, case_id, status))
+            secrets = findings_in(text, shown=partial(_shown, corpus, case_id, status))
             corpus.parse(case_id, status, text)
         except EvalbotError as exc:
-            checked.problems.append(str(exc))
-            continue
-        checked.counts[status] += 1
-    return checked
+            problem = str(exc)
+        verdicts.append(Verdict(f"{STATUS_DIRS[status]}/{case_id}.yaml", status, problem, tuple(secrets)))
+    return verdicts
 
 
 def _shown(corpus: Corpus, case_id: str, status: str) -> str:
     return corpus.display(corpus.path_for(case_id, status))
-
-
-def check_all(corpus: Corpus) -> Checked:
-    """Every case file validated and scanned for secrets (problems in id order, secrets in path order); `files`
-    names the files read, so a scan of the rest of the folder can leave them out."""
-    items = sorted(corpus.ids().items())
-    total = Checked(files=[os.path.join(corpus.root, STATUS_DIRS[status], f"{case_id}.yaml") for case_id, status in items])
-    for chunk in map_chunks(corpus, items, check_chunk):
-        for status, n in chunk.counts.items():
-            total.counts[status] += n
-        total.problems += chunk.problems
-        total.secrets += chunk.secrets
-    total.secrets.sort(key=lambda finding: (finding.path, finding.line))
-    return total

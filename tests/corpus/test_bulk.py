@@ -1,4 +1,4 @@
-"""Reading every case file, in worker processes when there are many: the same verdicts as one by one."""
+"""Reading every case file, in worker processes when there are many: the same verdicts, in the same order."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ GITHUB = "ghp_" + "FakeGitHubToken0123456789abcdefghijk"  # fake, assembled so s
 
 
 @pytest.mark.parametrize("parallel", [False, True], ids=["in-process", "worker-processes"])
-def test_check_all_counts_valid_files_and_names_each_invalid_one(corpus_dir, monkeypatch, parallel):
+def test_check_chunk_judges_each_file_and_scans_it(corpus_dir, monkeypatch, parallel):
     if parallel:
         monkeypatch.setattr(bulk, "PARALLEL_FROM", 2)
         monkeypatch.setattr(bulk, "CHUNK", 2)
@@ -20,12 +20,14 @@ def test_check_all_counts_valid_files_and_names_each_invalid_one(corpus_dir, mon
     leaky = corpus_dir / "cases" / "tne841s8.yaml"
     text = leaky.read_text(encoding="utf-8")
     leaky.write_text(text + f"note: '{GITHUB}'\n", encoding="utf-8")
-    line = text.count("\n") + 1
-    checked = bulk.check_all(Corpus(corpus_dir))
-    assert checked.counts == {"candidate": 1, "promoted": 5}
-    problems = checked.problems
-    assert len(problems) == 3
-    assert "bad00000.yaml" in problems[0] and "bad11111.yaml" in problems[1] and "not valid YAML" in problems[1]
-    assert "tne841s8.yaml" in problems[2] and "note: unknown field" in problems[2]
+    corpus = Corpus(corpus_dir)
+    items = sorted(corpus.ids().items())
+    verdicts = [verdict for chunk in bulk.map_chunks(corpus, items, bulk.check_chunk) for verdict in chunk]
+    assert [verdict.rel for verdict in verdicts] == [f"{'cases' if s == 'promoted' else 'candidates'}/{i}.yaml" for i, s in items]
+    invalid = {verdict.rel: verdict.problem for verdict in verdicts if verdict.problem}
+    assert sorted(invalid) == ["candidates/bad11111.yaml", "cases/bad00000.yaml", "cases/tne841s8.yaml"]
+    assert "not valid YAML" in invalid["candidates/bad11111.yaml"]
+    assert "note: unknown field" in invalid["cases/tne841s8.yaml"]
     # An invalid file is still scanned: the secret is reported beside the problem, with its line.
-    assert [str(finding) for finding in checked.secrets] == [f"{corpus_dir.name}/cases/tne841s8.yaml:{line}: github_token"]
+    secrets = [str(secret) for verdict in verdicts for secret in verdict.secrets]
+    assert secrets == [f"corpus/cases/tne841s8.yaml:{text.count(chr(10)) + 1}: github_token"]
