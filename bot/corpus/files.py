@@ -19,8 +19,6 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock
-
 from bot.core.errors import AmbiguousIdError, CaseNotFoundError, CorpusError, EvalbotError, InvalidCaseError, RebaseStoppedError
 from bot.corpus.casefile import dump_case, parse_case
 from bot.corpus.gitrepo import Author, GitRepo
@@ -336,6 +334,8 @@ class Corpus:
         Two locks so that file writes (and the checks before them) go on while a commit runs; that is what
         lets changes arriving during a commit share the next one. Order: "write" before "git".
         """
+        from filelock import FileLock  # imported by writers only: readers (`show`, `validate`) never lock
+
         with _thread_lock(self.root, name):
             self.root.mkdir(parents=True, exist_ok=True)
             with FileLock(str(self.repo.git_dir / f"evalbot-corpus-{name}.lock"), timeout=120):
