@@ -4,7 +4,8 @@ A conversation is compared as one normalised, role-tagged text (lower case, punc
 collapsed, the last MAX_CHARS kept) with rapidfuzz's normalised Indel similarity (`fuzz.ratio`). Case files are
 read through a cache keyed by file inode, mtime and size (and skipped entirely while the folders are
 unchanged), so a capture or a promotion re-reads only what changed, and a new process starts from the texts
-kept in the git folder.
+kept in the git folder (by `warm`, and by a full index rebuild, which parses every file anyway: `keep`). Files
+not covered by kept texts are parsed in worker processes when there are many (`bot.corpus.bulk`).
 """
 
 from __future__ import annotations
