@@ -9,11 +9,9 @@ threads (`serve`: Slack, the scheduler) spawns them, since a forked child would 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -53,6 +51,9 @@ def map_chunks(corpus: Corpus, items: Items, work: Callable[[str, Items], R]) ->
         for chunk in _chunks(items, CHUNK):
             yield work(str(corpus.root), chunk)
         return
+    import multiprocessing  # with its pool: only when there are workers to start
+    from concurrent.futures import ProcessPoolExecutor
+
     method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     count = (len(items) + CHUNK - 1) // CHUNK
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
