@@ -23,7 +23,7 @@ from bot.corpus import changes
 from bot.corpus.bulk import map_chunks
 from bot.corpus.changes import case_file
 from bot.corpus.files import STATUS_DIRS, Corpus
-from bot.corpus.index import index_row, listing
+from bot.corpus.index import index_fields, listing
 from bot.store.tables import CaseIndex, IndexState
 
 Mode = Literal["full", "incremental", "unchanged"]
@@ -59,7 +59,7 @@ def _parse_chunk(root: str, items: list[tuple[str, str]]) -> tuple[list[dict[str
         except EvalbotError as exc:
             problems.append((f"{STATUS_DIRS[status]}/{case_id}.yaml", str(exc)))
             continue
-        rows.append(index_row(case).model_dump())
+        rows.append(index_fields(case))
         if stat is not None:
             kept[case_id] = (stat, similarity.cache_entry(case))
     return rows, problems, kept
