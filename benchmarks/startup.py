@@ -110,6 +110,7 @@ def main() -> None:
         results = {
             "floor: python -c pass": median_of(args.runs, python("pass")),
             "floor: python -c 'import anthropic'": median_of(args.runs, python("import anthropic")),
+            "floor: python -c 'import sqlalchemy'": median_of(args.runs, python("import sqlalchemy")),
             "floor: python -c 'import sqlmodel'": median_of(args.runs, python("import sqlmodel")),
             "evalbot --help": median_of(args.runs, command("--help")),
             "evalbot corpus list": median_of(args.runs, command("corpus", "list")),

@@ -1,7 +1,8 @@
 """`evalbot corpus`: list, show, validate, scan (secrets), schema, promote, reject, edit and reindex the corpus.
 
-The database layer (sqlmodel, half a second to import) is imported by the commands that use it, so `show`,
-`validate` and `schema` answer without it.
+Each command imports what it uses when it runs: the database layer (sqlmodel, half a second to import), the
+secret scanner's rules, the YAML writer, the JSON Schema, so `show`, `validate` and `schema` answer without a
+database and `list` pays for nothing but the index it reads.
 """
 
 from __future__ import annotations
@@ -17,11 +18,6 @@ from bot.cli.common import cli_author, cli_errors
 from bot.cli.export import export
 from bot.core.clock import age
 from bot.core.errors import ConfigError, EvalbotError, InvalidCaseError
-from bot.corpus.bulk import check_all
-from bot.corpus.casefile import dump_case
-from bot.corpus.scan import scan_corpus, scan_files
-from bot.corpus.schema import case_json_schema
-from bot.evals.config import load_eval_config
 from bot.runtime import open_corpus, open_runtime
 
 app = typer.Typer(help="The eval corpus: candidates and cases.", no_args_is_help=True, add_completion=False)
@@ -59,6 +55,8 @@ def list_cases(which: Annotated[Which, typer.Argument()] = Which.all, limit: int
 @cli_errors
 def show(case_id: str) -> None:
     """Print a case file (any unique prefix of at least 4 characters)."""
+    from bot.corpus.casefile import dump_case
+
     corpus = open_corpus()  # the file is the truth, and reading it needs no database
     case = corpus.get(case_id)
     typer.echo(f"# {corpus.display(corpus.path_for(case.id, case.status))}")
@@ -68,19 +66,29 @@ def show(case_id: str) -> None:
 @app.command("validate")
 @cli_errors
 def validate() -> None:
-    """Check evalbot.toml and every case file; exit 1 listing each problem."""
+    """Check evalbot.toml and every case file, and every file for secrets; exit 1 listing each problem.
+
+    Case files unchanged (per git) since the last validate keep their verdict and are not read again."""
+    from bot.corpus.scan import scan_files
+    from bot.corpus.verdicts import validate_cases
+    from bot.evals.config import load_eval_config
+
     corpus = open_corpus()
     problems: list[str] = []
     try:
         load_eval_config(corpus.root)
     except EvalbotError as exc:
         problems.append(str(exc))
-    counts, case_problems = check_all(corpus)
-    problems += case_problems
-    problems += [f"{finding}: a secret (run `evalbot corpus scan`)" for finding in scan_files(corpus.root)]
+    checked = validate_cases(corpus)  # each changed case file read once, validated and scanned, in worker processes
+    problems += checked.problems
+    secrets = sorted([*checked.secrets, *scan_files(corpus.root, skip=checked.files)], key=lambda f: (f.path, f.line))
+    problems += [f"{finding}: a secret (run `evalbot corpus scan`)" for finding in secrets]
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
-    typer.echo(f"{counts['promoted']} cases, {counts['candidate']} candidates, {len(problems)} problem(s) in {corpus.root}")
+    counts = checked.counts
+    unchanged = len(checked.files) - checked.read
+    typer.echo(f"{counts['promoted']} cases, {counts['candidate']} candidates, {len(problems)} problem(s) in {corpus.root}"
+               + (f" ({unchanged} case file(s) unchanged since the last validate, not read again)" if unchanged else ""))
     if problems:
         raise typer.Exit(1)
 
@@ -92,6 +100,8 @@ def scan(
     history: Annotated[bool, typer.Option(help="Also scan every commit of the corpus folder's git history.")] = True,
 ) -> None:
     """Check every corpus file and its git history for secrets; exit 1 naming file, line and kind of each."""
+    from bot.corpus.scan import scan_corpus
+
     if folder is None:
         root = open_corpus().root
     elif folder.is_dir():
@@ -110,6 +120,9 @@ def scan(
 @app.command("schema")
 def schema() -> None:
     """Print the JSON Schema of a case file."""
+
+    from bot.corpus.schema import case_json_schema
+
     typer.echo(json.dumps(case_json_schema(), indent=2))
 
 

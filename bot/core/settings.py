@@ -158,13 +158,17 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
         # Heroku-style and driverless PostgreSQL URLs mean the one driver evalbot ships (psycopg 3).
         for prefix in ("postgres://", "postgresql://"):
             if value.startswith(prefix):
                 value = "postgresql+psycopg://" + value[len(prefix):]
+        if value == "sqlite://" or value.startswith("sqlite:///"):
+            # The default: every such URL parses (the rest is a file path) and the driver is Python's own sqlite3,
+            # so commands that never open the database (`show`, `validate`) need not import SQLAlchemy to know it.
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
         try:
             url = make_url(value)
         except ArgumentError as exc:

@@ -1,26 +1,33 @@
 """Reading many case files at once: in chunks, in worker processes when there are many, results streamed.
 
-`validate` and a full index rebuild read every file; at 20,000 files the YAML parse is most of their time, and
-it spreads over processes (the GIL keeps threads from helping). Each chunk's result is handed back as it
-finishes, so no caller holds every case at once.
+`validate`, a full index rebuild and the near-duplicate cache's first warm read every file; at 20,000 files the
+YAML parse is most of their time, and it spreads over processes (the GIL keeps threads from helping). Each
+chunk's result is handed back as it finishes, so no caller holds every case at once. A process with one thread
+(the CLI) forks its workers, which then start in milliseconds with every module already imported; a process with
+threads (`serve`: Slack, the scheduler) spawns them, since a forked child would inherit other threads' locks.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.core.errors import EvalbotError
 from bot.corpus.files import STATUS_DIRS, Corpus
 
+if TYPE_CHECKING:
+    from bot.corpus.scan import Finding
+
 R = TypeVar("R")
 Items = list[tuple[str, str]]  # (case id, status)
-PARALLEL_FROM = 3000  # below this many files, starting worker processes costs more than it saves
+PARALLEL_FROM = 2000  # below this many files, starting worker processes costs more than it saves
 CHUNK = 1000
+MAX_WORKERS = 4
 
 
 def _chunks(items: Items, size: int) -> Iterator[Items]:
@@ -28,40 +35,60 @@ def _chunks(items: Items, size: int) -> Iterator[Items]:
         yield items[start:start + size]
 
 
+def _workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(cores, MAX_WORKERS)
+
+
 def map_chunks(corpus: Corpus, items: Items, work: Callable[[str, Items], R]) -> Iterable[R]:
-    """`work(corpus root, chunk)` over chunks of `items`; `work` must be a module-level function (it is pickled)."""
-    workers = min(os.cpu_count() or 1, 4)
+    """`work(corpus root, chunk)` over chunks of `items`, in order; `work` must be a module-level function (it is
+    pickled)."""
+    workers = _workers()
     if len(items) < PARALLEL_FROM or workers < 2:
         for chunk in _chunks(items, CHUNK):
             yield work(str(corpus.root), chunk)
         return
-    # spawn, not fork: `serve` has threads (Slack, the scheduler) that a forked child would inherit mid-lock.
+    import multiprocessing  # with its pool: only when there are workers to start
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     count = (len(items) + CHUNK - 1) // CHUNK
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
         yield from pool.map(work, [str(corpus.root)] * count, _chunks(items, CHUNK))
 
 
-def check_chunk(root: str, items: Items) -> tuple[dict[str, int], list[str]]:
-    """Valid files per status among `items`, and one message per invalid file."""
+@dataclass(frozen=True)
+class Verdict:
+    """One case file checked: its path in the corpus folder, its status, why it is invalid (None: valid) and the
+    secrets in it."""
+
+    rel: str
+    status: str
+    problem: str | None
+    secrets: tuple[Finding, ...] = ()
+
+
+def check_chunk(root: str, items: Items) -> list[Verdict]:
+    """Validate the case files among `items`, and scan each one's text for secrets (each file is read once)."""
+    from bot.corpus.scan import findings_in  # the redaction rules compile in the worker, not in `corpus list`
+
     corpus = Corpus(Path(root))
-    counts = dict.fromkeys(STATUS_DIRS, 0)
-    problems: list[str] = []
+    verdicts = []
     for case_id, status in items:
+        problem: str | None = None
+        secrets: list[Finding] = []
         try:
-            corpus.load(case_id, status)
+            text = corpus.read_text(case_id, status)
+            secrets = findings_in(text, shown=partial(_shown, corpus, case_id, status))
+            corpus.parse(case_id, status, text)
         except EvalbotError as exc:
-            problems.append(str(exc))
-            continue
-        counts[status] += 1
-    return counts, problems
+            problem = str(exc)
+        verdicts.append(Verdict(f"{STATUS_DIRS[status]}/{case_id}.yaml", status, problem, tuple(secrets)))
+    return verdicts
 
 
-def check_all(corpus: Corpus) -> tuple[dict[str, int], list[str]]:
-    """Every case file validated: valid files per status, and one message per invalid file (in id order)."""
-    counts = dict.fromkeys(STATUS_DIRS, 0)
-    problems: list[str] = []
-    for chunk_counts, chunk_problems in map_chunks(corpus, sorted(corpus.ids().items()), check_chunk):
-        for status, n in chunk_counts.items():
-            counts[status] += n
-        problems += chunk_problems
-    return counts, problems
+def _shown(corpus: Corpus, case_id: str, status: str) -> str:
+    return corpus.display(corpus.path_for(case_id, status))

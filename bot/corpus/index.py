@@ -5,6 +5,8 @@ Bringing the whole index in step with the files is `bot.corpus.refresh`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
 
@@ -13,9 +15,9 @@ from bot.store import writes
 from bot.store.tables import CaseIndex
 
 
-def index_row(case: Case) -> CaseIndex:
-    """The index row describing `case`."""
-    return CaseIndex(
+def index_fields(case: Case) -> dict[str, Any]:
+    """The column values of the index row describing `case` (what a bulk insert takes, without building a row)."""
+    return dict(
         id=case.id,
         status=case.status,
         title=case.title,
@@ -33,6 +35,11 @@ def index_row(case: Case) -> CaseIndex:
         quarantined=bool(case.quarantined),
         judged=any(isinstance(e, Rubric) for e in case.expect),
     )
+
+
+def index_row(case: Case) -> CaseIndex:
+    """The index row describing `case`."""
+    return CaseIndex(**index_fields(case))
 
 
 def upsert(session: Session, case: Case) -> None:

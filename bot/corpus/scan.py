@@ -15,8 +15,9 @@ import bisect
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from bot.core.errors import CorpusError
@@ -52,20 +53,28 @@ def scan_text(text: str, *, first_line: int = 1) -> Iterator[tuple[int, str]]:
         yield first_line + bisect.bisect_left(newlines, start), kind
 
 
-def scan_files(root: Path, *, shown_from: Path | None = None) -> list[Finding]:
-    """Every secret in the text files under `root` (the .git folder aside), paths relative to `shown_from`."""
-    base = shown_from or root.parent
+def scan_files(root: Path, *, shown_from: Path | None = None, skip: Iterable[str] = ()) -> list[Finding]:
+    """Every secret in the text files under `root` (the .git folder and the files `skip` aside: paths as
+    `os.scandir` gives them), paths relative to `shown_from`."""
+    base = (shown_from or root.parent).resolve()
     findings: list[Finding] = []
-    for path in sorted(_files(root)):
+    for path in sorted(_files(root, skip=set(skip))):
         try:
             text = path.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError):
             continue  # not text: nothing a person pasted
-        if "\x00" in text:
-            continue
-        shown = _relative(path, base)
-        findings += [Finding(shown, line, kind) for line, kind in scan_text(text)]
+        if "\x00" not in text:
+            findings += findings_in(text, shown=partial(_relative, path, base))
     return findings
+
+
+def findings_in(text: str, *, shown: Callable[[], str]) -> list[Finding]:
+    """The secrets in one file's `text`; `shown` names the file, and is only asked when there is a secret."""
+    found = list(scan_text(text))
+    if not found:
+        return []
+    where = shown()
+    return [Finding(where, line, kind) for line, kind in found]
 
 
 def scan_history(root: Path, *, shown_from: Path | None = None) -> list[Finding]:
@@ -76,7 +85,7 @@ def scan_history(root: Path, *, shown_from: Path | None = None) -> list[Finding]
     repo = GitRepo.find(root) if root.is_dir() else None
     if repo is None:
         return []
-    base = shown_from or root.parent
+    base = (shown_from or root.parent).resolve()
     top = repo.top.resolve()
     folder = os.path.relpath(root.resolve(), top)
     output = _git(top, "log", "-p", "-U0", "--all", "--no-color", "--no-ext-diff", "--no-renames",
@@ -96,18 +105,22 @@ def scan_corpus(root: Path, *, history: bool = True) -> list[Finding]:
     return scan_files(root) + (scan_history(root) if history else [])
 
 
-def _files(root: Path) -> Iterator[Path]:
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".git"]
-        for name in names:
-            path = Path(folder) / name
-            if path.is_file() and not path.is_symlink():
-                yield path
+def _files(root: Path, *, skip: set[str]) -> Iterator[Path]:
+    pending = [str(root)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:  # a DirEntry knows its type without a stat per file
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != ".git":
+                        pending.append(entry.path)
+                elif entry.is_file(follow_symlinks=False) and entry.path not in skip:
+                    yield Path(entry.path)
 
 
 def _relative(path: Path, base: Path) -> str:
+    """`path` relative to the resolved folder `base`."""
     try:
-        return str(path.resolve().relative_to(base.resolve()))
+        return str(path.resolve().relative_to(base))
     except ValueError:
         return str(path)
 

@@ -4,7 +4,8 @@ A conversation is compared as one normalised, role-tagged text (lower case, punc
 collapsed, the last MAX_CHARS kept) with rapidfuzz's normalised Indel similarity (`fuzz.ratio`). Case files are
 read through a cache keyed by file inode, mtime and size (and skipped entirely while the folders are
 unchanged), so a capture or a promotion re-reads only what changed, and a new process starts from the texts
-kept in the git folder.
+kept in the git folder (by `warm`, and by a full index rebuild, which parses every file anyway: `keep`). Files
+not covered by kept texts are parsed in worker processes when there are many (`bot.corpus.bulk`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from rapidfuzz import fuzz, process
 
 from bot.core.errors import EvalbotError
+from bot.corpus.bulk import map_chunks
 from bot.corpus.files import STATUS_DIRS, Corpus, atomic_write
 from bot.corpus.gitrepo import GitRepo
 from bot.corpus.schema import Case, Turn
@@ -110,6 +112,7 @@ class _TextCache:
             return old
         known = dict(persisted or {}) | (old.files if old else {})
         files: dict[str, tuple[_Stat, _Entry]] = {}
+        unread: dict[tuple[str, str], _Stat] = {}  # (case id, status) -> the stat the file had when listed
         for status, folder in STATUS_DIRS.items():
             try:
                 listing = list(os.scandir(corpus.root / folder))
@@ -127,12 +130,12 @@ class _TextCache:
                 cached = known.get(case_id)
                 if cached and cached[0] == key and cached[1].status == status:
                     files[case_id] = cached
-                    continue
-                try:
-                    case = corpus.load(case_id, status)
-                except EvalbotError:
-                    continue  # an invalid file is `corpus validate`'s business, not a duplicate
-                files[case_id] = (key, _entry(case))
+                else:
+                    unread[(case_id, status)] = key
+        # A first start reads every case: in worker processes when there are many (bulk).
+        for entries in map_chunks(corpus, sorted(unread), _entries_chunk):
+            for case_id, status, entry in entries:
+                files[case_id] = (unread[(case_id, status)], entry)
         ids = sorted(files)
         # Like git's "racily clean" entries: a folder changed within the clock's granularity of the scan may change
         # again with the same mtime, so it is only trusted once its mtime is comfortably in the past.
@@ -157,6 +160,18 @@ def _dir_stamps(corpus: Corpus) -> tuple[tuple[int, int], ...]:
 
 def _entry(case: Case) -> _Entry:
     return _Entry(title=case.title, status=case.status, permalink=case.source.permalink, text=conversation_text(case.conversation))
+
+
+def _entries_chunk(root: str, items: list[tuple[str, str]]) -> list[tuple[str, str, _Entry]]:
+    """(case id, status, entry) of the readable files among (case id, status) `items`."""
+    corpus = Corpus(Path(root))
+    entries = []
+    for case_id, status in items:
+        try:
+            entries.append((case_id, status, _entry(corpus.load(case_id, status))))
+        except EvalbotError:
+            continue  # an invalid file is `corpus validate`'s business, not a duplicate
+    return entries
 
 
 _CACHE = _TextCache()
@@ -193,6 +208,26 @@ def _save_persisted(path: Path | None, folder: _Folder) -> None:
         atomic_write(path, json.dumps({"version": _PERSIST_VERSION, "max_chars": MAX_CHARS, "files": rows}))
     except OSError as exc:
         log.info("similarity cache not saved (%s): the next start reads every case", exc)
+
+
+def stat_key(path: Path) -> _Stat | None:
+    """What tells whether a case file changed since its text was kept; taken before the file is read."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def cache_entry(case: Case) -> _Entry:
+    """What the cache keeps of a case: its title, status, permalink and conversation text."""
+    return _entry(case)
+
+
+def keep(corpus: Corpus, entries: Mapping[str, tuple[_Stat, _Entry]]) -> None:
+    """Keep the texts of every case file, just read elsewhere (a full index rebuild), for the next `warm`: a first
+    start then parses each file once, not once for the index and again for this cache."""
+    _save_persisted(_persist_path(corpus), _Folder(files=dict(entries)))
 
 
 def warm(corpus: Corpus) -> int:

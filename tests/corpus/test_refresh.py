@@ -165,3 +165,61 @@ def test_many_files_are_parsed_in_worker_processes(engine, corpus_dir, monkeypat
 ])
 def test_case_file_names(path, expected):
     assert case_file(path) == expected
+
+
+def snapshot(engine) -> dict[str, dict]:
+    return {case_id: row.model_dump() for case_id, row in rows(engine).items()}
+
+
+def test_a_full_rebuild_equals_the_incremental_index(engine, corpus_dir):
+    corpus = Corpus(corpus_dir)
+    run_refresh(engine, corpus)
+    # Every kind of change at once: committed edits, a removal, a move, a new file, an invalid one, and some not
+    # committed (edited, untracked).
+    retitle(corpus_dir / "cases" / "tne841s8.yaml", "Committed retitle")
+    git(corpus_dir, "rm", "-q", "cases/2tj51dm1.yaml")
+    git(corpus_dir, "mv", "candidates/qa31qo8q.yaml", "cases/qa31qo8q.yaml")
+    moved = corpus_dir / "cases" / "qa31qo8q.yaml"
+    moved.write_text(moved.read_text(encoding="utf-8").replace("status: candidate", "status: promoted")
+                     + "expect:\n- contains: sorry\n", encoding="utf-8")
+    (corpus_dir / "cases" / "bad00000.yaml").write_text("id: bad00000\n", encoding="utf-8")
+    git(corpus_dir, "add", "-A")
+    git(corpus_dir, "commit", "-qm", "several changes")
+    retitle(corpus_dir / "cases" / "1breqg51.yaml", "Not committed")
+    shutil.copy(corpus_dir / "cases" / "ewjirjst.yaml", corpus_dir / "cases" / "zzzz0000.yaml")
+    copy = corpus_dir / "cases" / "zzzz0000.yaml"
+    copy.write_text(copy.read_text(encoding="utf-8").replace("id: ewjirjst", "id: zzzz0000"), encoding="utf-8")
+    incremental = run_refresh(engine, corpus)
+    assert incremental.mode == "incremental"
+    kept = snapshot(engine)
+    full = run_refresh(engine, corpus, full=True)
+    assert full.mode == "full"
+    assert snapshot(engine) == kept
+    assert full.problems == incremental.problems and len(full.problems) == 1 and "bad00000.yaml" in full.problems[0]
+    assert (full.indexed, incremental.indexed) == (len(kept), len(kept))
+    # And both agree with the files.
+    cases, _ = corpus.scan()
+    assert {case.id: (case.status, case.title) for case in cases} == {k: (v["status"], v["title"]) for k, v in kept.items()}
+
+
+def test_a_full_rebuild_keeps_the_near_duplicate_texts_so_a_first_warm_reads_nothing(engine, corpus_dir, monkeypatch):
+    from bot.corpus import similarity
+
+    corpus = Corpus(corpus_dir)
+    path = corpus_dir / "cases" / "tne841s8.yaml"
+    run_refresh(engine, corpus, full=True)  # what `serve` does at a first start, before its capture worker warms
+    retitle(path, "Edited after the rebuild")  # a file changed since: read again, and only it
+    read: list[str] = []
+    load = Corpus.load
+
+    def counting(self, case_id, status):
+        read.append(case_id)
+        return load(self, case_id, status)
+
+    monkeypatch.setattr(Corpus, "load", counting)
+    monkeypatch.setattr(similarity, "_CACHE", similarity._TextCache())  # a freshly started worker's cache
+    assert similarity.warm(corpus) == EXAMPLE_CASES
+    assert read == ["tne841s8"]
+    found = similarity.near_duplicates(corpus.get("tne841s8"), corpus, threshold=0.0, limit=10)
+    assert {d.case_id for d in found} == set(corpus.ids()) - {"tne841s8"}
+    assert {d.title for d in found if d.case_id == "1breqg51"} == {corpus.get("1breqg51").title}

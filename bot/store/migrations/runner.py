@@ -13,7 +13,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filelock import FileLock
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -87,6 +86,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
                 connection.commit()
         return
+    from filelock import FileLock
+
     # SQLite has no advisory locks: processes sharing the file take turns through a lock file beside it.
     database = engine.url.database
     guard = FileLock(f"{database}.migrate.lock", timeout=120) if database and database != ":memory:" else nullcontext()
