@@ -163,6 +163,12 @@ def run(settings: Settings, *, http: bool, port: int) -> None:
         server.run()  # returns on SIGINT/SIGTERM
     finally:
         if handler is not None:
-            handler.close()
+            # slack-sdk's built-in client joins its session thread with no timeout; caught mid-reconnect that can
+            # hang: the stop still stops the worker and marks a run interrupted after 10 s (its threads are daemons).
+            closer = threading.Thread(target=handler.close, name="evalbot-socket-close", daemon=True)
+            closer.start()
+            closer.join(10)
+            if closer.is_alive():
+                log.warning("the Socket Mode connection did not close within 10 s; stopping anyway")
         worker.stop()
         stop_background(nightly)

@@ -35,7 +35,11 @@ def close_socket_mode(handler: Any) -> None:
     client = getattr(handler, "client", handler)
     client.closed = True
     client.message_queue.put(None)  # the processor skips None and then sees closed
-    handler.close()
+    # The built-in client's close() joins its session thread with no timeout; caught mid-reconnect (rarely, on a
+    # loaded machine) that join has hung a teardown for minutes. Its threads are daemons: give up after 10 s.
+    closer = threading.Thread(target=handler.close, name="close-socket-mode", daemon=True)
+    closer.start()
+    closer.join(10)
 
 
 
