@@ -2,4 +2,5 @@
 
 from bot.cli import app
 
-app(prog_name="evalbot")
+if __name__ == "__main__":  # a spawned worker process (parsing, read-ahead) imports this module as __mp_main__
+    app(prog_name="evalbot")
