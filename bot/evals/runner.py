@@ -67,6 +67,13 @@ class CaseOutcome:
         return "\n".join(lines) or None
 
 
+def trial_status(verdicts: Sequence[Verdict]) -> Outcome:
+    """A graded trial's status: `error` when a grader could not decide, else `pass` when every verdict passed."""
+    if any(v.error for v in verdicts):
+        return "error"
+    return "pass" if all(v.passed for v in verdicts) else "fail"
+
+
 def summarize(case: Case, trials: list[TrialOutcome], *, pass_threshold: float) -> CaseOutcome:
     """Aggregate a case's trials into its status, pass rate and flakiness."""
     graded = [t for t in trials if t.status != "error"]
@@ -117,11 +124,7 @@ class Runner:
                 usage = usage + judged.usage
                 if judged.usage != Usage():
                     self.meter.add(self.judge.model, judged.usage)
-        status: Outcome
-        if any(v.error for v in verdicts):
-            status = "error"
-        else:
-            status = "pass" if all(v.passed for v in verdicts) else "fail"
+        status = trial_status(verdicts)
         return TrialOutcome(case.id, trial, status, reply.text, verdicts, reply.latency_ms, usage)
 
     async def stream(self, cases: Iterable[Case], on_case: OnCase, *, total: int | None = None) -> None:

@@ -32,7 +32,6 @@ from sqlalchemy.engine import Engine
 
 from bot.core.clock import utcnow
 from bot.core.errors import CallFailed, ConfigError, RunTakenOverError
-from bot.core.kinds import Outcome
 from bot.core.llm import LLM, message_text
 from bot.core.redaction_exits import redact_payload, redact_text
 from bot.core.usage import Usage, UsageMeter
@@ -42,7 +41,7 @@ from bot.evals.batch.api import Answer, Batches, PollPolicy, Sleep, custom_id
 from bot.evals.compare import resolve_baseline
 from bot.evals.graders import Verdict, grade_deterministic, is_deterministic
 from bot.evals.judge import Judge, parse_verdict
-from bot.evals.runner import Progress, TrialOutcome, summarize
+from bot.evals.runner import Progress, TrialOutcome, summarize, trial_status
 from bot.evals.targets import AnthropicModelTarget, Target
 from bot.runtime import Runtime
 from bot.store import claims
@@ -125,11 +124,7 @@ class _Trial:
             return TrialOutcome(self.case.id, self.trial, "error", latency_ms=self.latency_ms, usage=self.usage,
                                 error=self.error)
         verdicts = [v or Verdict("rubric", False, "no verdict came back from the judge", error=True) for v in self.verdicts]
-        status: Outcome
-        if any(v.error for v in verdicts):
-            status = "error"
-        else:
-            status = "pass" if all(v.passed for v in verdicts) else "fail"
+        status = trial_status(verdicts)
         return TrialOutcome(self.case.id, self.trial, status, self.output, verdicts, self.latency_ms, self.usage)
 
     def row(self, run_id: int) -> dict[str, Any]:
