@@ -30,7 +30,7 @@ from bot.evals.changes import SYSTEM_KEY, snapshot
 from bot.evals.compare import QUARANTINE_KEY, Comparison, compare_runs, resolve_baseline
 from bot.evals.config import EvalConfig, fingerprint, load_eval_config
 from bot.evals.confirm import ConfirmPolicy
-from bot.evals.judge import Judge
+from bot.evals.judge import Grader, Judge
 from bot.evals.runner import Progress, Runner
 from bot.evals.sync_run import Plan, plan_cases, run_sync
 from bot.evals.targets import Target, build_target
@@ -83,7 +83,7 @@ def _make_judge(rt: Runtime, config: EvalConfig, policy: RetryPolicy, concurrenc
                  examples=examples)
 
 
-def _start_run(rt: Runtime, config: EvalConfig, *, trigger: RunTrigger, target: Target, judge: Judge | None, trials: int,
+def _start_run(rt: Runtime, config: EvalConfig, *, trigger: RunTrigger, target: Target, judge: Grader | None, trials: int,
                plan: Plan, warnings: list[str], batch: bool, against: str | None, baseline_id: int | None) -> int:
     commit = _corpus_commit(rt.corpus, warnings)
     with session_scope(rt.engine) as session:
@@ -105,7 +105,7 @@ def _start_run(rt: Runtime, config: EvalConfig, *, trigger: RunTrigger, target: 
 async def run_eval_async(
     rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
     tags: Sequence[str] = (), baseline_id: int | None = None, trigger: RunTrigger = "cli", progress: Progress | None = None,
-    target: Target | None = None, judge: Judge | None = None, poll: PollPolicy | None = None,
+    target: Target | None = None, judge: Grader | None = None, poll: PollPolicy | None = None,
     against: str | None = None, against_target: Target | None = None,
 ) -> RunReport:
     """`run_eval` for callers that already run an event loop."""
@@ -177,7 +177,7 @@ async def run_eval_async(
 
 async def resume_eval_async(rt: Runtime, run_id: int, *, concurrency: int | None = None,
                             progress: Progress | None = None, target: Target | None = None,
-                            judge: Judge | None = None) -> RunReport:
+                            judge: Grader | None = None) -> RunReport:
     """`resume_eval` for callers that already run an event loop."""
     config = load_eval_config(rt.corpus.root)
     concurrency = concurrency if concurrency is not None else config.run.concurrency
@@ -237,7 +237,7 @@ def why_not_resumable(run: EvalRun) -> str | None:
 
 
 def resume_eval(rt: Runtime, run_id: int, *, concurrency: int | None = None, progress: Progress | None = None,
-                target: Target | None = None, judge: Judge | None = None) -> RunReport:
+                target: Target | None = None, judge: Grader | None = None) -> RunReport:
     """Take up a synchronous run that stopped half-way (a crash, a deploy, Ctrl-C): grade the planned cases it had not
     graded, with its trials, against the same configuration (ConfigError if evalbot.toml changed), re-run its flips,
     finish and compare it, as one run. `target`/`judge` replace the configured ones (tests)."""
@@ -248,7 +248,7 @@ def resume_eval(rt: Runtime, run_id: int, *, concurrency: int | None = None, pro
 def run_eval(
     rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
     tags: Sequence[str] = (), baseline_id: int | None = None, trigger: RunTrigger = "cli", progress: Progress | None = None,
-    target: Target | None = None, judge: Judge | None = None, poll: PollPolicy | None = None,
+    target: Target | None = None, judge: Grader | None = None, poll: PollPolicy | None = None,
     against: str | None = None, against_target: Target | None = None,
 ) -> RunReport:
     """Evaluate the promoted cases (all, or those picked by `case_ids`/`tags`), record the run and compare it.

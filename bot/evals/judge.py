@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -158,8 +158,28 @@ class Judgement:
     usage: Usage = Usage()
 
 
+@runtime_checkable
+class Grader(Protocol):
+    """What the runner asks of a judge: a verdict on one reply against one rubric (tests use light doubles)."""
+
+    model: str
+
+    async def grade(self, rubric: str, turns: Sequence[Turn], reply: str) -> Judgement: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class BatchGrader(Grader, Protocol):
+    """A Grader whose requests can also go through the Message Batches API (`Judge` is one)."""
+
+    llm: LLM
+
+    def request(self, rubric: str, turns: Sequence[Turn], reply: str) -> dict[str, Any]: ...
+
+
 class Judge:
-    """Grades rubric expectations with an LLM through `bot.core.llm`."""
+    """Grades rubric expectations with an LLM through `bot.core.llm` (a BatchGrader)."""
 
     def __init__(self, llm: LLM, *, model: str, max_tokens: int = 1024, timeout: float = 120.0,
                  examples: Mapping[str, Sequence[Example]] | None = None):

@@ -10,7 +10,6 @@ graded trials both passed and failed.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -19,7 +18,8 @@ from bot.core.kinds import Outcome
 from bot.core.usage import Usage, UsageMeter
 from bot.corpus.schema import Case, expectation_kind, expectation_value
 from bot.evals.graders import Verdict, grade_deterministic, is_deterministic
-from bot.evals.judge import Judge
+from bot.evals.judge import Grader
+from bot.evals.pool import bounded
 from bot.evals.targets import Target
 
 Progress = Callable[[int, int], None]  # (trials done, trials in total)
@@ -91,7 +91,7 @@ def summarize(case: Case, trials: list[TrialOutcome], *, pass_threshold: float) 
 class Runner:
     """Runs cases against a target and grades the replies."""
 
-    def __init__(self, target: Target, *, judge: Judge | None, trials: int = 1, pass_threshold: float = 1.0,
+    def __init__(self, target: Target, *, judge: Grader | None, trials: int = 1, pass_threshold: float = 1.0,
                  concurrency: int = 8, progress: Progress | None = None):
         if trials < 1 or concurrency < 1:
             raise ValueError("trials and concurrency must be at least 1")
@@ -139,28 +139,22 @@ class Runner:
                 for trial in range(self.trials):
                     yield index, case, trial
 
-        queue = jobs()  # shared: each job is taken by exactly one worker (no await inside the generator)
         total_trials = (total or 0) * self.trials
         done = 0
 
-        async def worker() -> None:
+        async def work(job: tuple[int, Case, int]) -> None:
             nonlocal done
-            for index, case, trial in queue:
-                trials = waiting[index]
-                trials[trial] = await self.run_trial(case, trial)
-                done += 1
-                if self.progress is not None:
-                    self.progress(done, max(total_trials, done))
-                if all(t is not None for t in trials):
-                    del waiting[index]
-                    on_case(summarize(case, [t for t in trials if t is not None], pass_threshold=self.pass_threshold))
+            index, case, trial = job
+            trials = waiting[index]
+            trials[trial] = await self.run_trial(case, trial)
+            done += 1
+            if self.progress is not None:
+                self.progress(done, max(total_trials, done))
+            if all(t is not None for t in trials):
+                del waiting[index]
+                on_case(summarize(case, [t for t in trials if t is not None], pass_threshold=self.pass_threshold))
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self.concurrency if total is None else min(self.concurrency, total * self.trials)):
-                    group.create_task(worker())
-        except BaseExceptionGroup as grouped:  # e.g. ConfigError for a refused API key: the run cannot go on
-            raise grouped.exceptions[0] from None
+        await bounded(jobs(), work, self.concurrency, count=None if total is None else total * self.trials)
 
     async def run(self, cases: Sequence[Case]) -> list[CaseOutcome]:
         """Every case x trial (as `stream`), the outcomes in the order of `cases`."""

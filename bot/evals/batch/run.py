@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -40,7 +40,8 @@ from bot.evals import records
 from bot.evals.batch.api import Answer, Batches, PollPolicy, Sleep, custom_id
 from bot.evals.compare import resolve_baseline
 from bot.evals.graders import Verdict, grade_deterministic, is_deterministic
-from bot.evals.judge import Judge, parse_verdict
+from bot.evals.judge import BatchGrader, Grader, parse_verdict
+from bot.evals.pool import bounded
 from bot.evals.runner import Progress, TrialOutcome, summarize, trial_status
 from bot.evals.targets import AnthropicModelTarget, Target
 from bot.runtime import Runtime
@@ -150,34 +151,18 @@ def _rubric(case: Case, index: int) -> str | None:
     return expectation.rubric if isinstance(expectation, Rubric) else None
 
 
-async def _bounded(items: Sequence[T], work: Callable[[T], Awaitable[None]], concurrency: int) -> None:
-    """`work(item)` for every item, at most `concurrency` at a time."""
-    queue = iter(items)
-
-    async def worker() -> None:
-        for item in queue:  # a shared iterator: each item is taken by exactly one worker
-            await work(item)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(items))):
-                group.create_task(worker())
-    except BaseExceptionGroup as grouped:  # e.g. ConfigError for a refused API key: the run cannot go on
-        raise grouped.exceptions[0] from None
-
-
 class BatchRun:
     """Drives one batch run through its phases to its finished record, fresh or after a restart."""
 
     def __init__(self, rt: Runtime, run_id: int, *, cases: Sequence[Case], trials: int, target: Target | None,
-                 judge: Any, pass_threshold: float, concurrency: int, claim: Claim, progress: Progress | None = None,
+                 judge: Grader | None, pass_threshold: float, concurrency: int, claim: Claim, progress: Progress | None = None,
                  poll: PollPolicy | None = None, sleep: Sleep | None = None, baseline_id: int | None = None):
         self.rt = rt
         self.run_id = run_id
         self.cases = list(cases)
         self.trials = trials
         self.target = target
-        self.judge = judge  # a Judge is batched; anything else with `grade` (tests) is called synchronously
+        self.judge = judge  # a BatchGrader is batched; any other Grader (tests) is called synchronously
         self.pass_threshold = pass_threshold
         self.concurrency = concurrency
         self.claim = claim
@@ -185,7 +170,7 @@ class BatchRun:
         self.poll = poll or PollPolicy()
         self.sleep = sleep or asyncio.sleep
         self.baseline_id = baseline_id
-        self.meter = UsageMeter()  # synchronous calls: a target that is not anthropic, a judge that is not a Judge
+        self.meter = UsageMeter()  # synchronous calls: a target that is not anthropic, a judge that is not a BatchGrader
         self.batch_meter = UsageMeter()  # calls through the Message Batches API
         self.clients: list[Batches] = []
         self.done = 0
@@ -225,7 +210,7 @@ class BatchRun:
             raise ConfigError(f"run {self.run_id} cannot get its replies: [target] in evalbot.toml is no longer the "
                               "anthropic target it started with")
         else:
-            await _bounded(trials, self._call_target, self.concurrency)
+            await bounded(trials, self._call_target, self.concurrency)
         return trials
 
     def _take_reply(self, trial: _Trial, answer: Answer | None, model: str) -> None:
@@ -284,7 +269,7 @@ class BatchRun:
         owed = [(t, i) for t in trials for i in t.owed]
         if not owed:
             return
-        if isinstance(self.judge, Judge):
+        if isinstance(self.judge, BatchGrader):  # a capability: a judge that can be batched is
             requests: dict[str, dict[str, Any]] = {}
             for trial, index in owed:
                 rubric = _rubric(trial.case, index)
@@ -300,8 +285,13 @@ class BatchRun:
                 if cid in requests:
                     trial.verdicts[index] = self._take_verdict(trial, index, answers.get(cid))
         else:
-            await _bounded(owed, self._judge_sync, self.concurrency)
+            await bounded(owed, self._judge_sync, self.concurrency)
         self._advance(len({(t.case.id, t.trial) for t, _ in owed}))
+
+    @property
+    def _grader(self) -> Grader:
+        assert self.judge is not None, "a verdict is owed to the judge only when there is one"
+        return self.judge
 
     def _take_verdict(self, trial: _Trial, index: int, answer: Answer | None) -> Verdict:
         if answer is None or answer.message is None:
@@ -309,18 +299,18 @@ class BatchRun:
             return Verdict("rubric", False, f"the judge could not be asked: {why}", error=True)
         usage = Usage.of(answer.message)
         trial.usage = trial.usage + usage
-        self.batch_meter.add(self.judge.model, usage)
+        self.batch_meter.add(self._grader.model, usage)
         return parse_verdict(answer.message.get("content") or [], rubric=_rubric(trial.case, index) or "",
-                             model=self.judge.model)
+                             model=self._grader.model)
 
     async def _judge_sync(self, owed: tuple[_Trial, int]) -> None:
         trial, index = owed
         rubric = _rubric(trial.case, index) or ""
-        judged = await self.judge.grade(rubric, trial.case.replay_turns, trial.output or "")
+        judged = await self._grader.grade(rubric, trial.case.replay_turns, trial.output or "")
         trial.verdicts[index] = judged.verdict
         trial.usage = trial.usage + judged.usage
         if judged.usage != Usage():
-            self.meter.add(self.judge.model, judged.usage)
+            self.meter.add(self._grader.model, judged.usage)
 
     def _finish(self, trials: list[_Trial]) -> None:
         by_case: dict[str, list[TrialOutcome]] = {}
@@ -364,11 +354,11 @@ class BatchRun:
             self.progress(self.done, len(self.cases) * self.trials)
 
 
-def batch_notes(target: Target, judge: Any) -> list[str]:
+def batch_notes(target: Target, judge: Grader | None) -> list[str]:
     """What a person should know about a batch run with this target and judge (run_eval's warnings)."""
     if isinstance(target, AnthropicModelTarget):
         return []
-    judged = "the judge's calls go through batches" if isinstance(judge, Judge) else "no call goes through a batch"
+    judged = "the judge's calls go through batches" if isinstance(judge, BatchGrader) else "no call goes through a batch"
     return [f"[run] mode = 'batch': the {target.label} target is called synchronously (the Message Batches API "
             f"runs Claude models only); {judged}"]
 
