@@ -203,3 +203,26 @@ def test_a_run_killed_half_way_and_resumed_grades_each_case_once_and_records_one
 def run_exists(rt) -> bool:
     with session_scope(rt.engine) as session:
         return session.get(EvalRun, 1) is not None
+
+
+def test_ctrl_c_keeps_the_run_and_says_how_to_resume_it(db_url, tmp_path):
+    corpus = tmp_path / "many"
+    many_cases(corpus)
+    with FakeAnthropic(latency=0.05) as fake:
+        env = {**os.environ, **fake.env(), "PYTHONPATH": str(REPO), "EVALBOT_CORPUS_DIR": str(corpus),
+               "EVALBOT_DATABASE_URL": db_url}
+        first = subprocess.Popen([sys.executable, "-m", "bot", "eval", "run", "--concurrency", "2"], env=env,
+                                 cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        rt = open_runtime()
+        deadline = time.monotonic() + 60
+        while len(fake.requests) < 10:
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.02)
+        first.send_signal(signal.SIGINT)
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 130, out + err
+    assert err.strip().splitlines()[-1] == "stopped: run 1 is kept; resume it with `evalbot eval run --resume 1`", err
+    assert "Traceback" not in err
+    stopped = run_row(rt, 1)
+    assert stopped.status == "failed" and stopped.error.startswith("interrupted: stopped before the end")
+    assert 0 < len(case_rows(rt, 1)) < CASES  # what was graded before Ctrl-C is saved
