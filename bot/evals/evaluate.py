@@ -106,14 +106,14 @@ async def run_eval_async(
     rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
     tags: Sequence[str] = (), baseline_id: int | None = None, trigger: RunTrigger = "cli", progress: Progress | None = None,
     target: Target | None = None, judge: Grader | None = None, poll: PollPolicy | None = None,
-    against: str | None = None, against_target: Target | None = None,
+    against: str | None = None, against_target: Target | None = None, plan: Plan | None = None,
 ) -> RunReport:
     """`run_eval` for callers that already run an event loop."""
     config = load_eval_config(rt.corpus.root)
     trials = trials if trials is not None else config.run.trials
     concurrency = concurrency if concurrency is not None else config.run.concurrency
     _check_numbers(trials, concurrency)
-    plan = select_cases(rt, case_ids=case_ids, tags=tags)
+    plan = plan or select_cases(rt, case_ids=case_ids, tags=tags)
     warnings = list(plan.warnings)
     if baseline_id is not None:
         with session_scope(rt.engine) as session:
@@ -249,18 +249,19 @@ def run_eval(
     rt: Runtime, *, trials: int | None = None, concurrency: int | None = None, case_ids: Sequence[str] = (),
     tags: Sequence[str] = (), baseline_id: int | None = None, trigger: RunTrigger = "cli", progress: Progress | None = None,
     target: Target | None = None, judge: Grader | None = None, poll: PollPolicy | None = None,
-    against: str | None = None, against_target: Target | None = None,
+    against: str | None = None, against_target: Target | None = None, plan: Plan | None = None,
 ) -> RunReport:
     """Evaluate the promoted cases (all, or those picked by `case_ids`/`tags`), record the run and compare it.
 
     `trials`/`concurrency` override `[run]` in evalbot.toml; the baseline is `baseline_id` or the previous finished
     run; `trigger` (cli | slack | nightly) is recorded; `progress(done, total)` is called after each trial;
     `target`/`judge` replace the ones evalbot.toml describes (tests, benchmarks); `against` (a git ref) also runs
-    the target as configured at that ref, side by side (`against_target` replaces it, for tests). Blocks until the run ends: with
+    the target as configured at that ref, side by side (`against_target` replaces it, for tests); `plan` is the
+    selection already made from `case_ids`/`tags` (`select_cases`), so it is not made twice. Blocks until the run ends: with
     `[run] mode = "batch"` until its Message Batches have ended (polled as `poll` says), which can take hours.
     """
     return asyncio.run(run_eval_async(
         rt, trials=trials, concurrency=concurrency, case_ids=case_ids, tags=tags, baseline_id=baseline_id,
         trigger=trigger, progress=progress, target=target, judge=judge, poll=poll, against=against,
-        against_target=against_target,
+        against_target=against_target, plan=plan,
     ))

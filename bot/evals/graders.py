@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jsonschema
 from pydantic import BaseModel
@@ -37,6 +38,11 @@ class Verdict:
 
     def as_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "passed": self.passed, "message": self.message, "error": self.error}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        """A verdict as `as_dict` saved it (in a TrialResult row)."""
+        return cls(str(data["kind"]), bool(data["passed"]), str(data["message"]), bool(data.get("error")))
 
 
 def _show(text: str) -> str:

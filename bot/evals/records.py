@@ -230,8 +230,7 @@ def forget_cases(session: Session, run_id: int, case_ids: Sequence[str]) -> None
 
 def trial_outcome(row: TrialResult) -> TrialOutcome:
     """A saved trial as the runner made it (its text as saved: redacted)."""
-    verdicts = [Verdict(str(v["kind"]), bool(v["passed"]), str(v["message"]), bool(v.get("error")))
-                for v in row.verdicts]
+    verdicts = [Verdict.from_dict(v) for v in row.verdicts]
     return TrialOutcome(row.case_id, row.trial, row.status, row.output, verdicts, row.latency_ms,
                         Usage(row.input_tokens, row.output_tokens), row.error)
 

@@ -324,7 +324,7 @@ def start_run(rt: Runtime, *, trigger: RunTrigger, on_done: Callable[[RunOutcome
     lock = acquire_run_lock(rt.engine, trigger=trigger, user=user)
 
     def work() -> None:
-        outcome = _run_locked(rt, lock, trigger=trigger, user=user, **run_kwargs)
+        outcome = _run_locked(rt, lock, trigger=trigger, user=user, plan=plan, **run_kwargs)  # one index refresh
         try:
             on_done(outcome)
         except Exception:  # noqa: BLE001 - nothing above this thread to tell

@@ -140,8 +140,7 @@ class _Trial:
 
     @classmethod
     def of_row(cls, row: TrialResult, case: Case) -> _Trial:
-        verdicts = [None if v.get(PENDING) else Verdict(v["kind"], bool(v["passed"]), v["message"], bool(v.get("error")))
-                    for v in row.verdicts]
+        verdicts = [None if v.get(PENDING) else Verdict.from_dict(v) for v in row.verdicts]
         return cls(case, row.trial, row.output, row.error, row.latency_ms, Usage(row.input_tokens, row.output_tokens),
                    verdicts)
 
