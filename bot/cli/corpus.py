@@ -37,12 +37,23 @@ STATUS_OF = {"all": None, "candidates": "candidate", "cases": "promoted"}
 @cli_errors
 def list_cases(which: Annotated[Which, typer.Argument()] = Which.all, limit: int = 50) -> None:
     """List candidates and cases, newest first (from the index, brought up to date with the files first)."""
-    from bot.corpus.refresh import current_listing
-    from bot.store.tables import session_scope
+    from bot.core.settings import get_settings
+    from bot.corpus import current_index
 
-    rt = open_runtime(existing_corpus=True)
-    with session_scope(rt.engine) as session:
-        rows, total, problems = current_listing(session, rt.corpus, status=STATUS_OF[which.value], limit=limit)
+    settings = get_settings()
+    status = STATUS_OF[which.value]
+    page = current_index.page(settings.database_url, open_corpus(settings), status=status, limit=limit)
+    if page is not None:
+        rows, total, problems = page.rows, page.total, page.problems
+    else:  # the index is behind the files (or the database needs creating or migrating): the ordinary path
+        from bot.corpus.refresh import current_listing
+        from bot.store.tables import session_scope
+
+        rt = open_runtime(existing_corpus=True)
+        with session_scope(rt.engine) as session:
+            indexed, total, problems = current_listing(session, rt.corpus, status=status, limit=limit)
+        rows = [current_index.Listed(id=row.id, status=row.status, flag_count=row.flag_count,
+                                     flagged_at=row.flagged_at, title=row.title, tags=list(row.tags)) for row in indexed]
     for row in rows:
         tags = f" [{', '.join(row.tags)}]" if row.tags else ""
         typer.echo(f"{row.id}  {row.status:<9}  {row.flag_count} flag(s)  {age(row.flagged_at):>4}  {row.title}{tags}")
@@ -227,17 +238,26 @@ def reindex(
     full: Annotated[bool, typer.Option("--full", help="Rebuild from every file, not only those git says changed.")] = False,
 ) -> None:
     """Bring the database's case index up to date with the files (`--full` rebuilds it from scratch)."""
-    from bot.corpus.refresh import refresh
-    from bot.store.tables import session_scope
+    from bot.core.settings import get_settings
+    from bot.corpus import current_index
 
-    rt = open_runtime(existing_corpus=True)
-    with session_scope(rt.engine) as session:
-        done = refresh(session, rt.corpus, full=full)
-    for problem in done.problems:
+    settings = get_settings()
+    current = None if full else current_index.count(settings.database_url, open_corpus(settings))
+    if current is not None:  # nothing to parse, known without SQLAlchemy
+        (indexed, problems), mode, parsed = current, "unchanged", 0
+    else:
+        from bot.corpus.refresh import refresh
+        from bot.store.tables import session_scope
+
+        rt = open_runtime(existing_corpus=True)
+        with session_scope(rt.engine) as session:
+            done = refresh(session, rt.corpus, full=full)
+        indexed, problems, mode, parsed = done.indexed, done.problems, done.mode, done.parsed
+    for problem in problems:
         typer.echo(f"warning: skipped {problem}", err=True)
     how = {"full": "rebuilt from every file", "incremental": "files changed since the last index",
-           "unchanged": "nothing changed since the last index"}[done.mode]
-    typer.echo(f"indexed {done.indexed} case file(s); read {done.parsed} ({how})")
+           "unchanged": "nothing changed since the last index"}[mode]
+    typer.echo(f"indexed {indexed} case file(s); read {parsed} ({how})")
 
 
 # ---------------------------------------------------------------- quarantine (issue 17)

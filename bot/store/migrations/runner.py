@@ -1,15 +1,13 @@
 """Runs the alembic migrations programmatically against an engine (at start and for `evalbot db upgrade`).
 
 Every command opens the database through `upgrade`, and importing alembic costs a quarter of a second, so a
-database already at the newest revision is recognised without it: `declared_head` reads the revision ids from
-the version files and `upgrade` compares them with `alembic_version`. Anything else goes through alembic.
+database already at the newest revision is recognised without it: `upgrade` compares `alembic_version` with
+`heads.declared_head` (read from the version files). Anything else goes through alembic.
 """
 
 from __future__ import annotations
 
-import re
 from contextlib import nullcontext
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,31 +15,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from bot.store.migrations.heads import declared_head
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 HERE = Path(__file__).parent
 # An arbitrary constant: replicas starting together on PostgreSQL take turns migrating.
 _PG_MIGRATION_LOCK = 727_001
-
-
-_REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]+)?=\s*(None|'[^']*'|\"[^\"]*\")", re.MULTILINE)
-
-
-@cache
-def declared_head() -> str | None:
-    """The one revision no other version file names as its `down_revision`, or None if that is not clear-cut."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (HERE / "versions").glob("*.py"):
-        found: dict[str, str] = {match[1]: match[2] for match in _REVISION.finditer(path.read_text(encoding="utf-8"))}
-        if "revision" not in found:
-            return None
-        revisions.add(found["revision"].strip("'\""))
-        if found.get("down_revision", "None") != "None":
-            parents.add(found["down_revision"].strip("'\""))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def _at_head(engine: Engine) -> bool:
