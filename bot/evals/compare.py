@@ -33,7 +33,7 @@ from bot.evals.changes import SYSTEM_KEY, describe
 from bot.evals.confirm import Confirmation
 from bot.evals.rerun import CONFIRM_KEY
 from bot.evals.stats import Tally, wilson
-from bot.store.tables import CaseResult, EvalRun
+from bot.store.tables import EvalRun
 
 QUARANTINE_KEY = "quarantined"  # key in EvalRun.target: the ids of the cases quarantined when the run started
 HISTORY_RUNS = 10  # finished runs looked at for flakiness across runs
@@ -123,7 +123,7 @@ class CaseStatus:
         return self.history is not None and self.history.flaky
 
     @classmethod
-    def of(cls, row: CaseResult, before: CaseResult | None, *, confirmation: Confirmation | None = None,
+    def of(cls, row: records.ResultRow, before: records.ResultRow | None, *, confirmation: Confirmation | None = None,
            quarantined: bool = False, history: History | None = None) -> CaseStatus:
         """The status of a CaseResult row next to its baseline row."""
         return cls(
@@ -163,9 +163,13 @@ class RemovedCase:
     baseline_status: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Comparison:
-    """A run compared with its baseline (see the module docstring for the categories)."""
+    """A run compared with its baseline (see the module docstring for the categories).
+
+    Its repr is a summary, not every case: something does repr it (asyncio.run's SIGINT bookkeeping on Python 3.11
+    formats the main task's result), and at 20,000 cases the full repr is 50 MB of text.
+    """
 
     run: RunSummary
     baseline: RunSummary | None
@@ -182,6 +186,11 @@ class Comparison:
     changes: list[str] = field(default_factory=list)  # what changed since the baseline, one line each
     against: AgainstColumn | None = None  # the other column of a run made with --against REF
     judge_agreement: str | None = None  # judge–human agreement over reviewed verdicts (bot/evals/reviews.py)
+
+    def __repr__(self) -> str:
+        baseline = self.baseline.id if self.baseline is not None else None
+        return (f"Comparison(run={self.run.id}, baseline={baseline}, cases={len(self.cases)}, "
+                f"regressions={len(self.regressions)}, fixes={len(self.fixes)}, errors={len(self.errors)})")
 
     @property
     def has_regressions(self) -> bool:
@@ -213,7 +222,7 @@ def case_histories(session: Session, run_id: int, *, runs: int = HISTORY_RUNS) -
     run_ids = records.recent_finished_ids(session, up_to=run_id, limit=runs)
     if run_id not in run_ids:
         run_ids = [run_id, *run_ids[: runs - 1]]
-    by_case: dict[str, list[CaseResult]] = {}
+    by_case: dict[str, list[records.ResultRow]] = {}
     for row in records.case_history(session, run_ids):
         by_case.setdefault(row.case_id, []).append(row)
     histories = {}

@@ -18,14 +18,15 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import delete, insert
+from sqlalchemy import select as columns_of
 from sqlmodel import Session, col, func, select
 
 from bot.core import metrics
 from bot.core.clock import utcnow
-from bot.core.kinds import RunMode, RunTrigger
+from bot.core.kinds import Outcome, RunMode, RunTrigger
 from bot.core.redaction_exits import redact_payload, redact_text
 from bot.core.usage import Usage, UsageMeter, estimate_cost
 from bot.evals.graders import Verdict
@@ -271,9 +272,30 @@ def latest_finished_run(session: Session, *, before: int | None = None) -> EvalR
     return session.exec(query.order_by(col(EvalRun.id).desc()).limit(1)).first()
 
 
-def case_results(session: Session, run_id: int) -> list[CaseResult]:
+class ResultRow(Protocol):
+    """A case result as read for reports: its columns only (a tuple, not an ORM object, so that the 200,000 rows of
+    ten runs of a large corpus stay a few tens of MB)."""
+
+    run_id: int
+    case_id: str
+    title: str
+    status: Outcome
+    pass_rate: float
+    flaky: bool
+    trials: int
+    failure: str | None
+    permalink: str | None
+
+
+_RESULT_COLUMNS = [col(column) for column in (CaseResult.run_id, CaseResult.case_id, CaseResult.title, CaseResult.status,
+                                               CaseResult.pass_rate, CaseResult.flaky, CaseResult.trials,
+                                               CaseResult.failure, CaseResult.permalink)]
+
+
+def case_results(session: Session, run_id: int) -> list[ResultRow]:
     """A run's case results, ordered by case id."""
-    return list(session.exec(select(CaseResult).where(CaseResult.run_id == run_id).order_by(col(CaseResult.case_id))))
+    query = columns_of(*_RESULT_COLUMNS).where(col(CaseResult.run_id) == run_id).order_by(col(CaseResult.case_id))
+    return cast("list[ResultRow]", list(session.execute(query)))
 
 
 def statuses(session: Session, run_id: int) -> dict[str, str]:
@@ -311,17 +333,17 @@ def scheduled_trials(session: Session, *, up_to: int, limit: int) -> dict[int, i
             if run_id is not None}
 
 
-def case_history(session: Session, run_ids: Sequence[int], case_ids: Sequence[str] | None = None) -> list[CaseResult]:
-    """The CaseResult rows of `run_ids` (of `case_ids` only, when given), oldest run first."""
+def case_history(session: Session, run_ids: Sequence[int], case_ids: Sequence[str] | None = None) -> list[ResultRow]:
+    """The case results of `run_ids` (of `case_ids` only, when given), oldest run first."""
     if not run_ids:
         return []
-    query = select(CaseResult).where(col(CaseResult.run_id).in_(list(run_ids)))
+    query = columns_of(*_RESULT_COLUMNS).where(col(CaseResult.run_id).in_(list(run_ids)))
     if case_ids is not None:
         query = query.where(col(CaseResult.case_id).in_(list(case_ids)))
-    return list(session.exec(query.order_by(col(CaseResult.run_id), col(CaseResult.case_id))))
+    return cast("list[ResultRow]", list(session.execute(query.order_by(col(CaseResult.run_id), col(CaseResult.case_id)))))
 
 
-def graded_counts(row: CaseResult) -> tuple[int, int] | None:
+def graded_counts(row: ResultRow) -> tuple[int, int] | None:
     """(passed, graded) trials of a case result, or None for an errored one (its graded count is not recorded)."""
     if row.status == "error":
         return None
