@@ -141,6 +141,39 @@ print(warm, statistics.median(times))
     return float(warm), float(per_check)
 
 
+SDK_FLOOR = """
+import asyncio, sys, time
+import anthropic
+from anthropic import DefaultAioHttpClient
+
+async def main(base_url, calls, concurrency):
+    client = anthropic.AsyncAnthropic(base_url=base_url, api_key="sk-ant-bench", max_retries=0,
+                                      http_client=DefaultAioHttpClient())
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(n):
+        async with gate:
+            await client.messages.create(model="claude-haiku-4-5", max_tokens=64, system="You are a support bot.",
+                                         messages=[{"role": "user", "content": f"Where is order {n}?"}])
+
+    started, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(one(n) for n in range(calls)))
+    print(time.perf_counter() - started, time.process_time() - cpu)
+    await client.close()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+def sdk_floor(base_url: str, calls: int, concurrency: int = 50) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of `calls` bare Anthropic SDK calls against the same fake, nothing else: what
+    any run over the Messages API from one Python process costs at least on this machine."""
+    done = subprocess.run([sys.executable, "-c", SDK_FLOOR, base_url, str(calls), str(concurrency)],
+                          capture_output=True, text=True, check=True)
+    wall, cpu = done.stdout.split()
+    return float(wall), float(cpu)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=20_000)
@@ -181,6 +214,7 @@ def main() -> None:
         if not args.skip_eval:
             ideal = args.cases * args.latency / 50
             run(f"eval run (ideal {ideal:.1f} s)", ["eval", "run", "--concurrency", "50"], "<= 8 s, <= 200 MB", ok=(0, 1))
+            floor = sdk_floor(base_url, args.cases)
         warm, per_check = near_duplicate_figures(corpus, ids)
         cold_warm, _ = near_duplicate_figures(corpus, ids, samples=1, kept=False)
         parent.send("stop")
@@ -189,6 +223,9 @@ def main() -> None:
     print(f"scale: {args.cases} cases, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     for name, seconds, rss, cpu, target in rows:
         print(f"  {name:<48} {seconds:7.2f} s  {rss:6.0f} MB  cpu {cpu:6.2f} s   target {target}")
+    if not args.skip_eval:
+        print(f"  {'floor: the Anthropic SDK alone, same calls':<48} {floor[0]:7.2f} s             cpu {floor[1]:6.2f} s "
+              f"({floor[1] / args.cases * 1000:.2f} ms a call, one process)")
     print(f"  {'near-duplicate warm, first start':<48} {warm:7.2f} s             target <= 2 s (texts kept by the rebuild)")
     print(f"  {'near-duplicate warm, no texts kept':<48} {cold_warm:7.2f} s             (every file parsed, spawned workers)")
     print(f"  {'near-duplicate check per capture':<48} {per_check * 1000:7.1f} ms            target <= 50 ms")

@@ -78,7 +78,7 @@ def _open(url: str) -> Reader | None:
     if url.startswith("postgresql+psycopg://"):
         import psycopg
 
-        connection = psycopg.connect("postgresql://" + url[len("postgresql+psycopg://"):], connect_timeout=5,
+        connection = psycopg.connect("postgresql://" + url[len("postgresql+psycopg://"):], connect_timeout=3,
                                      autocommit=True)
         return Reader(connection, "%s")
     return None
