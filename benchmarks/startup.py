@@ -3,7 +3,8 @@
 Measures, as separate processes with bytecode compiled (this script compiles `bot/` and the virtualenv first,
 since `PYTHONDONTWRITEBYTECODE` may be set): `evalbot --help`, `evalbot corpus list` and `evalbot corpus validate`
 on a copy of the example corpus, and `evalbot eval run --case ID` of one case against the fake Anthropic API,
-timed from process start to the fake's first model request (and to exit). Targets: `--help` and `corpus list`
+timed from process start to the fake's first model request (and to exit), and the same run with an `http` target
+(a local endpoint: evalbot's own start-up, without the Anthropic SDK). Targets: `--help` and `corpus list`
 <= 0.5 s, `eval run` reaches its first model request within 1.0 s.
 
 Run: `uv run python benchmarks/startup.py [--runs 5]`. Not part of `uv run pytest`.
@@ -29,18 +30,47 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CASE = "tne841s8"  # an example case whose expectations need no judge
+CASE = "1breqg51"  # an example case with no rubric: its run builds no judge, so only the target is called
 
 
 def fake_side(conn: Connection) -> None:
-    """The fake Anthropic process: answer until told to stop, then report when the first request came."""
+    """The fake Anthropic process, and a plain HTTP endpoint for an `http` target: answer until told to stop, and
+    report when the first request came ("first": the model's, "first-http": the endpoint's)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
     from tests.fakes.anthropic import FakeAnthropic
 
+    endpoint_first: list[float | None] = [None]
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+            if endpoint_first[0] is None:
+                endpoint_first[0] = time.time()
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = json.dumps({"reply": "A refund is possible within 30 days."}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     with FakeAnthropic(record=False) as fake:
-        conn.send(fake.base_url)
-        while conn.recv() == "first":
-            conn.send(fake.first_request_at)
-            fake.first_request_at = None
+        conn.send((fake.base_url, f"http://127.0.0.1:{server.server_address[1]}/reply"))
+        while (asked := conn.recv()) in ("first", "first-http"):
+            if asked == "first":
+                conn.send(fake.first_request_at)
+                fake.first_request_at = None
+            else:
+                conn.send(endpoint_first[0])
+                endpoint_first[0] = None
+    server.shutdown()
 
 
 def git(folder: Path, *args: str) -> None:
@@ -72,7 +102,15 @@ def main() -> None:
         parent, child = mp.Pipe()
         fake = mp.Process(target=fake_side, args=(child,), daemon=True)
         fake.start()
-        base_url = parent.recv()
+        base_url, endpoint = parent.recv()
+        # The same corpus with an `http` target: what evalbot's own start-up costs, without the Anthropic SDK.
+        http_corpus = Path(tmp) / "http-corpus"
+        shutil.copytree(corpus, http_corpus)
+        toml = (http_corpus / "evalbot.toml").read_text(encoding="utf-8")
+        head, _, rest = toml.partition("[judge]")
+        (http_corpus / "evalbot.toml").write_text(
+            f'[target]\nkind = "http"\nurl = "{endpoint}"\n\n[judge]{rest}', encoding="utf-8")
+        git(http_corpus, "commit", "-qam", "an http target")
         env = {**os.environ, "EVALBOT_CORPUS_DIR": str(corpus), "EVALBOT_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
                "ANTHROPIC_API_KEY": "sk-ant-bench", "ANTHROPIC_BASE_URL": base_url, "EVALBOT_LOG_LEVEL": "WARNING"}
 
@@ -99,6 +137,23 @@ def main() -> None:
             first_request.append(first - started)
             return elapsed
 
+        first_http: list[float] = []
+
+        def eval_http_once() -> float:
+            started = time.time()
+            done = subprocess.run([str(evalbot), "eval", "run", "--case", CASE], cwd=tmp, capture_output=True,
+                                  text=True, env={**env, "EVALBOT_CORPUS_DIR": str(http_corpus),
+                                                  "EVALBOT_DATABASE_URL": f"sqlite:///{tmp}/bench-http.db"})
+            elapsed = time.time() - started
+            if done.returncode not in (0, 1):
+                raise SystemExit(f"`evalbot eval run` (http target) exited {done.returncode}: {done.stderr.strip()}")
+            parent.send("first-http")
+            first = parent.recv()
+            if first is None:
+                raise SystemExit("`evalbot eval run` (http target) finished without calling the endpoint")
+            first_http.append(first - started)
+            return elapsed
+
         def python(code: str) -> Callable[[], float]:
             def once() -> float:
                 started = time.perf_counter()
@@ -116,8 +171,9 @@ def main() -> None:
             "evalbot corpus list": median_of(args.runs, command("corpus", "list")),
             "evalbot corpus validate": median_of(args.runs, command("corpus", "validate")),
             f"evalbot eval run --case {CASE} (to exit)": median_of(args.runs, eval_once),
+            "evalbot eval run, http target (to exit)": median_of(args.runs, eval_http_once),
         }
-        first_request = first_request[1:]  # drop the warm-up, like median_of
+        first_request, first_http = first_request[1:], first_http[1:]  # drop the warm-up, like median_of
         parent.send("stop")
         fake.join(5)
 
@@ -127,6 +183,8 @@ def main() -> None:
         print(f"  {name:<48} {median:6.3f} s   [{', '.join(f'{t:.2f}' for t in times)}]")
     print(f"  {'evalbot eval run: start to first model request':<48} {statistics.median(first_request):6.3f} s   "
           f"[{', '.join(f'{t:.2f}' for t in first_request)}]")
+    print(f"  {'evalbot eval run, http target: to first request':<48} {statistics.median(first_http):6.3f} s   "
+          f"[{', '.join(f'{t:.2f}' for t in first_http)}]")
 
 
 if __name__ == "__main__":
