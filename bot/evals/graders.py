@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel
 
 from bot.corpus.schema import (
@@ -93,6 +92,8 @@ def _json_schema(exp: JsonSchema, output: str) -> Verdict:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return Verdict("json_schema", False, f"expected JSON; the reply is not JSON ({exc.msg} at char {exc.pos}): {_show(output)}")
+    import jsonschema  # 40 ms to import: only for cases that have a json_schema expectation
+
     validator = jsonschema.validators.validator_for(exp.json_schema)(exp.json_schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is None:

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlmodel import SQLModel
@@ -34,9 +33,14 @@ def _table(model: type[SQLModel]) -> Table:
 
 def _insert(engine: Engine | Connection, model: type[SQLModel], values: Mapping[str, Any]) -> Any:
     dialect = engine.dialect.name
+    # Each dialect's insert is imported when used: PostgreSQL's pulls in all its drivers' modules (25 ms).
     if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(_table(model)).values(**values)
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(_table(model)).values(**values)
     raise NotImplementedError(f"INSERT … ON CONFLICT on {dialect}")
 
