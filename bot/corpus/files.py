@@ -19,13 +19,15 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.core.clock import precise_utcnow
 from bot.core.errors import AmbiguousIdError, CaseNotFoundError, CorpusError, EvalbotError, InvalidCaseError, RebaseStoppedError
-from bot.corpus.casefile import dump_case, parse_case
 from bot.corpus.gitrepo import Author, GitRepo
 from bot.corpus.ids import check_prefix
-from bot.corpus.schema import Case
+
+if TYPE_CHECKING:
+    from bot.corpus.schema import Case
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ def atomic_write(path: Path, text: str | bytes) -> None:
 
 def case_digest(case: Case) -> str:
     """A short hash of a case's content (as evalbot writes it): what an edit form was opened on."""
+    from bot.corpus.casefile import dump_case
+
     return hashlib.sha256(dump_case(case).encode("utf-8")).hexdigest()[:16]
 
 
@@ -174,6 +178,7 @@ class CorpusChange:
         """Write `case` to the folder of its status, removing its file from the other status folder."""
         path = self.corpus.path_for(case.id, case.status)
         from bot.core.redaction_exits import redact_case  # the rules' regexes compile here, not in `corpus list`
+        from bot.corpus.casefile import dump_case
 
         text = dump_case(redact_case(case))  # the file is the exit: a case made elsewhere is redacted too
         if _read(path) != text:
@@ -298,6 +303,8 @@ class Corpus:
         """Validate `text` as the file of case `case_id` with `status` (what `load` does once it has read it)."""
         path = self.path_for(case_id, status)
         where = self.display(path)
+        from bot.corpus.casefile import parse_case  # YAML and the schema's models: not for a listing
+
         case = parse_case(text, where=where)
         if case.id != path.stem or case.status != status:
             raise InvalidCaseError(f"{where}: id '{case.id}' and status '{case.status}' must match the file's name and folder")
