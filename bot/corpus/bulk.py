@@ -81,14 +81,11 @@ def check_chunk(root: str, items: Items) -> list[Verdict]:
         problem: str | None = None
         secrets: list[Finding] = []
         try:
-            text = corpus.read_text(case_id, status)
-            secrets = findings_in(text, shown=partial(_shown, corpus, case_id, status))
-            corpus.parse(case_id, status, text)
+            path = corpus.path_for(case_id, status)
+            text = corpus.read_text(case_id, status, path=path)
+            secrets = findings_in(text, shown=partial(corpus.display, path))
+            corpus.parse(case_id, status, text, path=path)
         except EvalbotError as exc:
             problem = str(exc)
         verdicts.append(Verdict(f"{STATUS_DIRS[status]}/{case_id}.yaml", status, problem, tuple(secrets)))
     return verdicts
-
-
-def _shown(corpus: Corpus, case_id: str, status: str) -> str:
-    return corpus.display(corpus.path_for(case_id, status))

@@ -288,20 +288,21 @@ class Corpus:
             raise AmbiguousIdError(f"'{checked}' matches {len(matches)} cases ({shown}): type more characters")
         return matches[0]
 
-    def load(self, case_id: str, status: str) -> Case:
-        """Read and validate one case file."""
-        return self.parse(case_id, status, self.read_text(case_id, status))
+    def load(self, case_id: str, status: str, *, path: Path | None = None) -> Case:
+        """Read and validate one case file (`path`: its `path_for`, when the caller has it already)."""
+        path = path or self.path_for(case_id, status)
+        return self.parse(case_id, status, self.read_text(case_id, status, path=path), path=path)
 
-    def read_text(self, case_id: str, status: str) -> str:
+    def read_text(self, case_id: str, status: str, *, path: Path | None = None) -> str:
         """The text of one case file (CaseNotFoundError when it is not there)."""
         try:
-            return self.path_for(case_id, status).read_text(encoding="utf-8")
+            return (path or self.path_for(case_id, status)).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise CaseNotFoundError(f"case {case_id} is not in the corpus") from None
 
-    def parse(self, case_id: str, status: str, text: str) -> Case:
+    def parse(self, case_id: str, status: str, text: str, *, path: Path | None = None) -> Case:
         """Validate `text` as the file of case `case_id` with `status` (what `load` does once it has read it)."""
-        path = self.path_for(case_id, status)
+        path = path or self.path_for(case_id, status)
         where = self.display(path)
         from bot.corpus.casefile import parse_case  # YAML and the schema's models: not for a listing
 

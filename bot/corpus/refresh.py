@@ -53,9 +53,10 @@ def _parse_chunk(root: str, items: list[tuple[str, str]]) -> tuple[list[dict[str
     problems: list[tuple[str, str]] = []
     kept: Kept = {}
     for case_id, status in items:
-        stat = similarity.stat_key(corpus.path_for(case_id, status))  # before reading: a later change is noticed
+        path = corpus.path_for(case_id, status)  # once: it checks for symbolic links, a stat or two each time
+        stat = similarity.stat_key(path)  # before reading: a later change is noticed
         try:
-            case = corpus.load(case_id, status)
+            case = corpus.load(case_id, status, path=path)
         except EvalbotError as exc:
             problems.append((f"{STATUS_DIRS[status]}/{case_id}.yaml", str(exc)))
             continue
