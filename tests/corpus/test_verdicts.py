@@ -24,9 +24,9 @@ def reads(monkeypatch) -> list[str]:
     read: list[str] = []
     original = Corpus.read_text
 
-    def counting(self, case_id, status):
+    def counting(self, case_id, status, **kwargs):
         read.append(case_id)
-        return original(self, case_id, status)
+        return original(self, case_id, status, **kwargs)
 
     monkeypatch.setattr(Corpus, "read_text", counting)
     return read
