@@ -15,6 +15,8 @@ from bot.store.tables import Flag, Rejection, session_scope
 from tests.fakes.slack import FakeSlack
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, LEAD, OTHER_CHANNEL, SECOND, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 
 @pytest.fixture
 def slack():
