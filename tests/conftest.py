@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -71,6 +72,53 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker("dates"):
         metafunc.fixturenames.append("clock_variant")
         metafunc.parametrize("clock_variant", ["today", "year-ahead"], indirect=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection(session: pytest.Session) -> Iterator[None]:
+    """Let pytest keep its rewritten test modules (__pycache__/*-pytest-*.pyc) on machines that set
+    PYTHONDONTWRITEBYTECODE: otherwise every worker rewrites the asserts of every test module again, seconds per
+    worker at each run. Only while collecting; the processes the tests start still inherit the variable."""
+    saved = sys.dont_write_bytecode
+    sys.dont_write_bytecode = False
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = saved
+
+
+# The tests that take seconds (real `evalbot` processes, bursts of flags), longest first. pytest-xdist hands the
+# first quarter of the collected tests out in turn and the rest as workers free up: started first, these are shared
+# between the workers instead of leaving one of them finishing a 15-second test alone at the end of the run.
+SLOW_FIRST = (
+    "tests/serve/test_crash.py::test_sigkill_mid_burst_then_restart_loses_and_duplicates_nothing",
+    "tests/evals/test_resume.py::test_a_run_killed_half_way_and_resumed_grades_each_case_once_and_records_one_run",
+    "tests/serve/test_http_replicas.py::test_two_replicas_share_dedupe_and_the_corpus",
+    "tests/serve/test_nightly_replicas.py::test_two_replicas_run_the_nightly_slot_once_and_post_one_digest",
+    "tests/serve/test_catchup.py::test_flags_made_while_serve_was_stopped_are_captured_after_it_starts",
+    "tests/serve/test_resume_nightly.py::test_serve_resumes_the_interrupted_nightly_run_and_posts_its_digest",
+    "tests/serve/test_serve.py::test_serve_over_socket_mode_captures_a_flag_and_stops_cleanly",
+    "tests/serve/test_serve.py::test_serve_http_verifies_signatures_and_captures",
+    "tests/evals/test_batch.py::test_a_run_killed_mid_batch_is_finished_by_resume_without_creating_its_batches_again",
+    "tests/slack/test_capture_worker.py::test_a_dead_worker_is_replaced_and_its_leased_flags_captured",
+    "tests/cli/test_failures.py::test_serve_that_cannot_sign_in_to_slack_exits_2_with_one_line",
+    "tests/deploy/test_image.py::test_the_images_command_starts_alone_on_a_fresh_data_folder_and_becomes_ready",
+    "tests/slack/test_followups.py::test_a_run_that_fixes_300_cases_posts_300_follow_ups_paced_with_no_loss_on_429s",
+    "tests/slack/test_flag_writes.py::test_a_flag_the_inbox_cannot_take_is_not_acked_and_its_redelivery_is_captured",
+    "tests/slack/test_triage.py::test_acks_stay_fast_while_slack_and_git_work_is_slow",
+    "tests/evals/test_resume.py::test_ctrl_c_keeps_the_run_and_says_how_to_resume_it",
+    "tests/evals/test_cli.py::test_a_model_that_only_answers_529_exits_3_from_a_real_process",
+    "tests/slack/test_digest_post.py::test_two_processes_posting_the_same_digest_post_it_once",
+    "tests/capture/test_slack_shapes.py::test_the_fidelity_benchmark_counts_messages_and_names_each_miss",
+    "tests/corpus/test_concurrent_writers.py::test_capture_and_promote_in_two_processes_lose_nothing",
+    "tests/slack/test_capture_worker.py::test_the_worker_ends_when_its_parent_is_killed",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run SLOW_FIRST first, in its order; every other test keeps its place (the order is the same on every worker)."""
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("[", 1)[0], len(rank)))
 
 
 @pytest.fixture
