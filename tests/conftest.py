@@ -87,6 +87,17 @@ def pytest_collection(session: pytest.Session) -> Iterator[None]:
         sys.dont_write_bytecode = saved
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: one worker more than there are cores (PYTEST_XDIST_AUTO_NUM_WORKERS still decides if set).
+
+    A worker spends much of its time waiting on what its test started (`evalbot` processes, the fake servers,
+    git, PostgreSQL); on 2 cores two workers kept the CPU about half busy, and a third fills those waits."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores + 1
+
+
 # The tests that take seconds (real `evalbot` processes, bursts of flags), longest first. pytest-xdist hands the
 # first quarter of the collected tests out in turn and the rest as workers free up: started first, these are shared
 # between the workers instead of leaving one of them finishing a 15-second test alone at the end of the run.
@@ -105,7 +116,6 @@ SLOW_FIRST = (
     "tests/deploy/test_image.py::test_the_images_command_starts_alone_on_a_fresh_data_folder_and_becomes_ready",
     "tests/slack/test_followups.py::test_a_run_that_fixes_300_cases_posts_300_follow_ups_paced_with_no_loss_on_429s",
     "tests/slack/test_flag_writes.py::test_a_flag_the_inbox_cannot_take_is_not_acked_and_its_redelivery_is_captured",
-    "tests/slack/test_triage.py::test_acks_stay_fast_while_slack_and_git_work_is_slow",
     "tests/evals/test_resume.py::test_ctrl_c_keeps_the_run_and_says_how_to_resume_it",
     "tests/evals/test_cli.py::test_a_model_that_only_answers_529_exits_3_from_a_real_process",
     "tests/slack/test_digest_post.py::test_two_processes_posting_the_same_digest_post_it_once",
