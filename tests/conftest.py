@@ -48,7 +48,7 @@ def isolated(request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: p
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     for name in ("GIT_CONFIG_GLOBAL", "XDG_CONFIG_HOME", *(n for n in os.environ if n.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_")))):
         monkeypatch.delenv(name, raising=False)
-    if request.node.get_closest_marker("migrated_db") is not None:
+    if _starts_migrated(request):
         shutil.copyfile(_sqlite_template(tmp_path_factory.getbasetemp()), tmp_path / "evalbot.db")
     get_settings.cache_clear()
     yield tmp_path
@@ -64,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dates: reads the clock; also run a year ahead in a far time zone")
     config.addinivalue_line("markers", "migrated_db: the test's database (`db_url`, else the default SQLite file) "
                                        "starts migrated to the newest schema, a copy of one migrated once per worker; "
-                                       "for tests whose first use of it is an in-process migration")
+                                       "for tests whose first use of it is an in-process migration; migrated_db(False): an empty one")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -174,6 +174,12 @@ _PG = _pg_available()
 _TEMPLATES: dict[str, object] = {}
 
 
+def _starts_migrated(request: pytest.FixtureRequest) -> bool:
+    """Whether the test is marked `migrated_db` (`migrated_db(False)` on a test undoes its module's mark)."""
+    marker = request.node.get_closest_marker("migrated_db")
+    return marker is not None and marker.args[:1] != (False,)
+
+
 def _sqlite_template(base: Path) -> Path:
     """A SQLite file migrated to the newest schema, made once per worker."""
     if "sqlite" not in _TEMPLATES:
@@ -247,7 +253,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pyt
 
     Empty, or migrated to the newest schema for tests marked `migrated_db`.
     """
-    migrated = request.node.get_closest_marker("migrated_db") is not None
+    migrated = _starts_migrated(request)
     if request.param == "sqlite":
         path = tmp_path / "state.db"
         if migrated:
