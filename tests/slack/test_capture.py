@@ -246,7 +246,7 @@ class _Files(BaseHTTPRequestHandler):
 def test_attached_messages_file_is_the_conversation(bot, slack, name, content, expected):
     _Files.content = content.encode()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()  # shutdown() waits a poll
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/files/{name}"
         ts = slack.post(CHANNEL, "", user=FLAGGER, files=[{"id": "F1", "name": name, "url_private": url, "size": len(content)}], subtype="file_share")
