@@ -12,6 +12,8 @@ from bot.capture.catchup import ChannelMessage
 from bot.corpus.files import Corpus
 from bot.store.tables import get_engine, migrate
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 CHANNEL = "C0EVALS01"
 NOW = 1_763_800_000.0
 

@@ -11,6 +11,8 @@ from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import FakeSlack
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 
 @pytest.fixture
 def fakes():

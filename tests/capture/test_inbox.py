@@ -14,6 +14,8 @@ from bot.capture import inbox
 from bot.capture.candidate import FlagRequest
 from bot.store.tables import PendingFlag, get_engine, migrate, session_scope
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 
 @pytest.fixture
 def engine(db_url):

@@ -19,6 +19,8 @@ from bot.store.tables import get_engine, migrate
 from tests.fakes.slack import FakeSlack
 from tests.helpers.recorded import CaptureHarness, shape_threads
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 THREADS = shape_threads()
 
 

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from bot.cli import COMMANDS, app
 from tests.helpers.paths import REPO
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 runner = CliRunner()
 
 
@@ -103,6 +105,7 @@ def test_reindex(corpus):
     assert "read 7" in run("corpus", "reindex", "--full").output
 
 
+@pytest.mark.migrated_db(False)  # starts on an empty database
 def test_db_upgrade(db_url):
     first = run("db", "upgrade")
     assert first.exit_code == 0 and "upgraded from empty to" in first.output

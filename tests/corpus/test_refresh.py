@@ -16,6 +16,8 @@ from bot.corpus.files import Corpus
 from bot.corpus.refresh import case_file, refresh
 from bot.store.tables import CaseIndex, IndexState, get_engine, migrate, session_scope
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 EXAMPLE_CASES = 7
 
 

@@ -19,7 +19,7 @@ from bot.store.claims import claim
 from bot.store.tables import EvalRun, session_scope
 from tests.helpers.evalruns import record_run
 
-pytestmark = pytest.mark.dates  # ages, windows and schedules: also checked a year ahead
+pytestmark = [pytest.mark.dates, pytest.mark.migrated_db]  # also checked a year ahead; the database starts migrated
 
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
 LINK = "https://fake-team.slack.com/archives/C0EVALS01/p1763700000000100"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from bot.core import clock
 from bot.corpus.files import Corpus
 from bot.corpus.schema import Case
@@ -14,6 +16,8 @@ from bot.runtime import open_runtime
 from bot.slack.blocks import digest as db
 from bot.store.tables import session_scope
 from tests.helpers.evalruns import record_run
+
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
 
 UNTIL = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)  # a Saturday
 

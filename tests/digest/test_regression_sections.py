@@ -16,6 +16,8 @@ from bot.slack.blocks import digest as db
 from bot.store.tables import session_scope
 from tests.helpers.evals import GOOD, PassingJudge, replies
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 
 @pytest.fixture
 def rt(db_url, corpus_dir):

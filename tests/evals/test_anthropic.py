@@ -10,6 +10,8 @@ from bot.runtime import open_runtime
 from tests.fakes.anthropic import Reply
 from tests.helpers.evalruns import anthropic_corpus, anthropic_toml
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 TOML = anthropic_toml(retries=2, concurrency=4)
 
 

@@ -30,6 +30,8 @@ from tests.fakes.anthropic import FakeAnthropic, flatten_text, forced_tool
 from tests.helpers.evalruns import anthropic_corpus, anthropic_toml
 from tests.helpers.evals import GOOD, PassingJudge, replies
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 FAST = PollPolicy(initial=0.01, factor=2, maximum=0.05)
 TOML = anthropic_toml(mode="batch", retries=1)
 RUBRIC_INDEX = {"a1zrnt4i": 2, "ewjirjst": 2, "rfsv4ymg": 2, "tne841s8": 0}  # where each case's rubric is

@@ -18,6 +18,8 @@ from bot.store.tables import EvalRun, session_scope
 from tests.fakes.anthropic import FakeAnthropic, estimate_tokens
 from tests.helpers.evalruns import anthropic_corpus, anthropic_toml
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 TOML = anthropic_toml(retries=1, concurrency=4)
 PRICES = {"claude-haiku-4-5": (1.0, 5.0), "claude-sonnet-4-6": (3.0, 15.0)}  # $ per million input/output tokens
 

@@ -14,6 +14,8 @@ from bot.corpus.schema import Case
 from tests.fakes.anthropic import FakeAnthropic
 from tests.helpers.evals import GOOD
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 runner = CliRunner()
 
 TARGET = """
@@ -220,6 +222,7 @@ def test_progress_bar_draws_one_line_and_ends_it():
     assert "\r[##########] 4/4 trials" in drawn and drawn.endswith("\n")
 
 
+@pytest.mark.migrated_db(False)  # starts on an empty database
 def test_a_model_that_only_answers_529_exits_3_from_a_real_process(db_url, corpus_dir, monkeypatch, tmp_path):
     """A total outage must not pass CI: `evalbot eval run --fail-on-regression` as a process, the SDK's retries."""
     import subprocess

@@ -10,6 +10,8 @@ from bot.evals.stats import Tally
 from bot.runtime import open_runtime
 from tests.helpers.evals import RateTarget
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 POLICY = ConfirmPolicy()
 CASE, GOOD_REPLY, BAD_REPLY = "2tj51dm1", "YES", "NO"  # `equals: YES`, no rubric: no judge
 

@@ -19,6 +19,8 @@ from bot.runtime import open_runtime
 from bot.store.tables import CaseResult, EvalRun, TrialResult, session_scope
 from tests.helpers.evals import GOOD, PassingJudge, replies
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 
 @pytest.fixture
 def rt(db_url, corpus_dir):

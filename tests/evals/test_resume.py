@@ -32,6 +32,8 @@ from tests.conftest import REPO
 from tests.fakes.anthropic import FakeAnthropic
 from tests.helpers.evals import GOOD, FakeTarget, PassingJudge, replies
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 
 @pytest.fixture
 def rt(db_url, corpus_dir):
@@ -162,6 +164,7 @@ def many_cases(folder: Path) -> list[str]:
     return ids
 
 
+@pytest.mark.migrated_db(False)  # starts on an empty database
 def test_a_run_killed_half_way_and_resumed_grades_each_case_once_and_records_one_run(db_url, tmp_path):
     corpus = tmp_path / "many"
     ids = many_cases(corpus)
@@ -205,6 +208,7 @@ def run_exists(rt) -> bool:
         return session.get(EvalRun, 1) is not None
 
 
+@pytest.mark.migrated_db(False)  # starts on an empty database
 def test_ctrl_c_keeps_the_run_and_says_how_to_resume_it(db_url, tmp_path):
     corpus = tmp_path / "many"
     many_cases(corpus)

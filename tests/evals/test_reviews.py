@@ -19,6 +19,8 @@ from bot.store.tables import session_scope
 from tests.fakes.anthropic import FakeAnthropic
 from tests.helpers.evals import GOOD, PassingJudge, replies
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 RUBRIC_CASE = "tne841s8"  # its first expectation is a rubric
 
 

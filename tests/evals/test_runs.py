@@ -18,7 +18,7 @@ from bot.store.tables import EvalRun, JobClaim, get_engine, session_scope
 from tests.helpers.evalruns import record_run, wait_until
 from tests.helpers.evals import GOOD, PassingJudge, replies
 
-pytestmark = pytest.mark.dates  # ages, windows and schedules: also checked a year ahead
+pytestmark = [pytest.mark.dates, pytest.mark.migrated_db]  # also checked a year ahead; the database starts migrated
 
 
 @pytest.fixture

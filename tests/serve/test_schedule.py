@@ -23,7 +23,7 @@ from bot.store import claims as job_claims
 from bot.store.tables import EvalRun, JobClaim, session_scope
 from tests.helpers.evalruns import anthropic_corpus, wait_until
 
-pytestmark = pytest.mark.dates  # ages, windows and schedules: also checked a year ahead
+pytestmark = [pytest.mark.dates, pytest.mark.migrated_db]  # also checked a year ahead; the database starts migrated
 
 UTC = timezone.utc
 SLOT = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)

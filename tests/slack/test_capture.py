@@ -15,6 +15,8 @@ from bot.store.tables import Flag, Rejection, session_scope
 from tests.fakes.slack import FakeSlack
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, LEAD, OTHER_CHANNEL, SECOND, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 
 @pytest.fixture
 def slack():
@@ -244,7 +246,7 @@ class _Files(BaseHTTPRequestHandler):
 def test_attached_messages_file_is_the_conversation(bot, slack, name, content, expected):
     _Files.content = content.encode()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()  # shutdown() waits a poll
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/files/{name}"
         ts = slack.post(CHANNEL, "", user=FLAGGER, files=[{"id": "F1", "name": name, "url_private": url, "size": len(content)}], subtype="file_share")

@@ -18,6 +18,8 @@ from bot.store.tables import Rejection, get_engine, migrate, session_scope
 from tests.fakes.slack import BOT_ID, BOT_USER_ID, FakeSlack
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, SECOND, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 FLAG = "triangular_flag_on_post"
 
 

@@ -26,6 +26,8 @@ from tests.helpers.evalruns import anthropic_corpus, record_run, wait_until
 from tests.helpers.evals import GOOD
 from tests.helpers.slackbot import CHANNEL, LEAD, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

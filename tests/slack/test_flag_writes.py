@@ -21,6 +21,8 @@ from bot.store.tables import ACK_CONNECTIONS, ack_engine
 from tests.fakes.slack import FakeSlack, event_callback
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, SECOND, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 

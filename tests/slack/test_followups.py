@@ -22,6 +22,8 @@ from tests.helpers.evalruns import record_run, wait_until
 from tests.helpers.followups import FakeClock, flag_reply, followups_in
 from tests.helpers.slackbot import CHANNEL, FLAGGER, LEAD, SECOND, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 QUESTION = "Can I bring my stove on a plane?"
 RUBRIC = "Says stoves with fuel residue are not allowed in carry-on"
 

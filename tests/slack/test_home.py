@@ -18,6 +18,8 @@ from tests.helpers.evalruns import record_run, wait_until
 from tests.helpers.followups import flag_reply
 from tests.helpers.slackbot import FLAGGER, LEAD, SECOND, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 STOVES = "qa31qo8q"  # the example corpus's candidate, flagged by U04SAM
 
 

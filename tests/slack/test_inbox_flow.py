@@ -17,6 +17,8 @@ from bot.store.tables import CaptureReply, PendingFlag, session_scope
 from tests.fakes.slack import BOT_ID, FakeSlack
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 
 @pytest.fixture
 def slack():

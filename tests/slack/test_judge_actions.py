@@ -13,6 +13,8 @@ from tests.fakes.slack import FakeSlack
 from tests.helpers.evals import GOOD, PassingJudge, replies
 from tests.helpers.slackbot import CHANNEL, LEAD, SECOND, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 TENT = "tne841s8"  # promoted: a rubric first, then not_contains and regex
 FAILS_THE_JUDGE = "BAD: you can return unused items within 30 days of delivery."  # PassingJudge fails 'BAD'
 

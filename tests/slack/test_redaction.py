@@ -29,6 +29,8 @@ from tests.fakes.slack import FakeSlack
 from tests.helpers.evalruns import record_run
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, LEAD, SECOND, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 GITHUB = "ghp_" + "FakeGitHubToken0123456789abcdefghijk"
 AWS_ID = "AKIA" + "FAKE0123456789AB"
 SLACK_BOT = "xoxb-" + "2400000000001-2400000000002-" + "fAkEtOkEnVaLuE0123456789"

@@ -21,6 +21,8 @@ from tests.fakes.slack import FakeSlack
 from tests.helpers import candidate
 from tests.helpers.slackbot import ASSISTANT_BOT, CHANNEL, FLAGGER, LEAD, OTHER_CHANNEL, SECOND, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 DM = "D0LEADDM1"
 GROUP = "S0TRIAGE1"
 ACK_BUDGET = 0.5  # seconds; Slack allows 3

@@ -19,6 +19,8 @@ from bot.store.tables import CaseIndex, Rejection, get_engine, migrate, session_
 from bot.triage import decisions as triage
 from tests.helpers.corpora import committed_corpus_with_clutter, git_state, loose_corpus, snapshot
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 ANA = Author(user_id="U0ANA0001", name="Ana")
 BEN = Author(user_id="U0BEN0001", name="Ben")
 STOVES = "qa31qo8q"

@@ -13,6 +13,8 @@ from bot.corpus.gitrepo import Author
 from bot.store.tables import CaseIndex, Rejection, get_engine, migrate, session_scope
 from bot.triage import decisions as triage
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 LEAD = Author(user_id="U01LEAD", name="Lead")
 
 

@@ -15,6 +15,8 @@ from tests.fakes.slack import FakeSlack
 from tests.helpers import candidate
 from tests.helpers.slackbot import CHANNEL, LEAD, SECOND, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 RACES = 20
 SLACK_ACK_LIMIT = 3.0  # seconds
 UNTRACKED_ONLY = "?? NOTES.txt\n"  # nothing staged, changed or swept into a commit

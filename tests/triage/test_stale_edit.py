@@ -17,6 +17,8 @@ from bot.triage import decisions as triage
 from tests.fakes.slack import FakeSlack
 from tests.helpers.slackbot import CHANNEL, LEAD, SECOND, configure, running_bot, seed
 
+pytestmark = pytest.mark.migrated_db  # the database starts migrated: each test's first use of it migrates in-process
+
 CANCEL = "ewjirjst"  # a promoted example case
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 import threading
 import time
 import uuid
@@ -34,7 +35,16 @@ def close_socket_mode(handler: Any) -> None:
     """
     client = getattr(handler, "client", handler)
     client.closed = True
+    client.auto_reconnect_enabled = False  # close() says so too; before the socket goes, nothing reconnects
     client.message_queue.put(None)  # the processor skips None and then sees closed
+    # close() takes the receive lock, which the session thread holds while it waits for the next frame (the
+    # fake's next ping, up to 0.2 s away): shutting the socket down wakes it at once.
+    sock = getattr(getattr(client, "current_session", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
     # The built-in client's close() joins its session thread with no timeout; caught mid-reconnect (rarely, on a
     # loaded machine) that join has hung a teardown for minutes. Its threads are daemons: give up after 10 s.
     closer = threading.Thread(target=handler.close, name="close-socket-mode", daemon=True)
