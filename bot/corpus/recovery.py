@@ -1,9 +1,10 @@
 """Recovery at start: whatever a crash left in the corpus folder is settled, so `git status` is empty after it.
 
-A process killed mid-change can leave stray temp files of an atomic write, a stale `.git/index.lock` (which makes
-every later `git add` fail), and case files written but not yet committed. Under the corpus locks (the writers'
-and git's, and the replicas' shared lock), `recover` removes the temp files, clears the index lock when no git
-process works in this repository, commits every valid case file that differs from HEAD (the flag that wrote it
+A process killed mid-change can leave stray temp files of an atomic write, stale git lock files (`.git/index.lock`
+makes every later `git add` fail; `HEAD.lock` or `refs/heads/main.lock`, left by a commit killed while it moved
+the branch, every later commit), and case files written but not yet committed. Under the corpus locks (the
+writers' and git's, and the replicas' shared lock), `recover` removes the temp files, clears the git locks when no
+git process works in this repository, commits every valid case file that differs from HEAD (the flag that wrote it
 is still in the inbox and is answered when it is captured again) and restores the ones that are not valid (one
 that was never committed is moved to `.git/evalbot/lost+found/`, never deleted).
 """
@@ -31,13 +32,13 @@ class Recovered:
     """What recovery found and did."""
 
     temp_files: list[Path] = field(default_factory=list)
-    index_lock_cleared: bool = False
+    git_locks_cleared: list[Path] = field(default_factory=list)  # stale .git/…lock files removed
     committed: list[Path] = field(default_factory=list)
     restored: list[Path] = field(default_factory=list)
 
     @property
     def anything(self) -> bool:
-        return bool(self.temp_files or self.index_lock_cleared or self.committed or self.restored)
+        return bool(self.temp_files or self.git_locks_cleared or self.committed or self.restored)
 
 
 def recover(corpus: Corpus) -> Recovered:
@@ -46,7 +47,7 @@ def recover(corpus: Corpus) -> Recovered:
     with corpus.lock("write"), corpus.shared_lock(), corpus.lock("git"):
         repo = corpus.repo
         done.temp_files = _remove_temp_files(corpus.root)
-        done.index_lock_cleared = _clear_stale_index_lock(repo)
+        done.git_locks_cleared = _clear_stale_git_locks(repo)
         changed = _changed_case_paths(repo, corpus.root)
         for path in changed:
             if not path.exists() or _valid(corpus, path):
@@ -58,9 +59,9 @@ def recover(corpus: Corpus) -> Recovered:
         if done.restored:
             _restore(repo, done.restored)
     if done.anything:
-        log.warning("corpus recovery: %d temp file(s) removed, index.lock %s, %d file(s) committed, %d restored",
-                    len(done.temp_files), "cleared" if done.index_lock_cleared else "absent or held",
-                    len(done.committed), len(done.restored))
+        log.warning("corpus recovery: %d temp file(s) removed, %d stale git lock(s) cleared, %d file(s) committed, "
+                    "%d restored", len(done.temp_files), len(done.git_locks_cleared), len(done.committed),
+                    len(done.restored))
     return done
 
 
@@ -113,23 +114,36 @@ def git_processes_in(top: Path) -> list[int]:
     return found
 
 
-def _clear_stale_index_lock(repo: GitRepo) -> bool:
-    lock = repo.git_dir / "index.lock"
-    if not lock.exists():
-        return False
+def git_lock_files(repo: GitRepo) -> list[Path]:
+    """The lock files git leaves behind when killed mid-command: the index's, HEAD's and any ref's or config's."""
+    git_dir = repo.git_dir
+    found = [git_dir / name for name in ("index.lock", "HEAD.lock", "ORIG_HEAD.lock", "packed-refs.lock", "config.lock")]
+    found = [path for path in found if path.exists()]
+    refs = git_dir / "refs"
+    if refs.is_dir():
+        found += sorted(refs.rglob("*.lock"))
+    return found
+
+
+def _clear_stale_git_locks(repo: GitRepo) -> list[Path]:
+    """Remove the git lock files no running git holds (a lock kept by a running git is left in place)."""
+    locks = git_lock_files(repo)
+    if not locks:
+        return []
     if Path("/proc").is_dir():
-        # git processes of a killed writer may take a moment to go; a git that keeps running keeps its lock.
+        # git processes of a killed writer may take a moment to go; a git that keeps running keeps its locks.
         deadline = time.monotonic() + HOLDER_WAIT_SECONDS
         while (holders := git_processes_in(repo.top)) and time.monotonic() < deadline:
             time.sleep(0.1)
         if holders:
-            log.warning("%s is held by running git process(es) %s: left in place", lock, holders)
-            return False
-    elif time.time() - lock.stat().st_mtime < STALE_LOCK_SECONDS:
-        return False
-    lock.unlink(missing_ok=True)
-    log.warning("removed a stale %s left by a process that stopped mid-commit", lock)
-    return True
+            log.warning("%s held by running git process(es) %s: left in place", ", ".join(map(str, locks)), holders)
+            return []
+    else:
+        locks = [lock for lock in locks if time.time() - lock.stat().st_mtime >= STALE_LOCK_SECONDS]
+    for lock in locks:
+        lock.unlink(missing_ok=True)
+        log.warning("removed a stale %s left by a git process that stopped mid-command", lock)
+    return locks
 
 
 def _changed_case_paths(repo: GitRepo, root: Path) -> list[Path]:

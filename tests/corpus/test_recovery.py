@@ -32,7 +32,8 @@ def test_a_crashed_corpus_is_committed_clean(corpus_dir):
 
     done = recovery.recover(corpus)
 
-    assert done.index_lock_cleared and [p.name for p in done.temp_files] == [".zz000003.yaml.abc123.tmp"]
+    assert [p.name for p in done.git_locks_cleared] == ["index.lock"]
+    assert [p.name for p in done.temp_files] == [".zz000003.yaml.abc123.tmp"]
     assert [p.name for p in done.committed] == ["zz000001.yaml"] and [p.name for p in done.restored] == ["zz000002.yaml"]
     assert status(corpus) == ""
     assert corpus.find("zz000001") == kept and corpus.find("zz000002") is None
@@ -73,8 +74,25 @@ def test_an_index_lock_held_by_a_running_git_is_kept(corpus_dir, monkeypatch):
         while recovery.git_processes_in(corpus.repo.top) != [busy.pid] and time.monotonic() < deadline:
             time.sleep(0.02)
         assert recovery.git_processes_in(corpus.repo.top) == [busy.pid]
-        assert not recovery._clear_stale_index_lock(corpus.repo)
+        assert recovery._clear_stale_git_locks(corpus.repo) == []
         assert lock.exists()
     finally:
         busy.communicate(b"x", timeout=10)
-    assert recovery._clear_stale_index_lock(corpus.repo) and not lock.exists()
+    assert recovery._clear_stale_git_locks(corpus.repo) == [lock] and not lock.exists()
+
+
+def test_a_commit_killed_while_it_moved_the_branch_does_not_block_the_next_one(corpus_dir):
+    # SIGKILL during `git commit`'s ref update leaves HEAD.lock and the branch's lock: every later commit fails
+    # with "cannot lock ref 'HEAD'" until they go.
+    corpus = Corpus(corpus_dir)
+    branch = corpus.repo.run("symbolic-ref", "HEAD").strip()
+    left = [corpus.repo.git_dir / "HEAD.lock", corpus.repo.git_dir / f"{branch}.lock"]
+    for lock in left:
+        lock.write_text(corpus.repo.head() + "\n")
+    kept = a_candidate(corpus, "zz000004")
+    (corpus_dir / "candidates" / "zz000004.yaml").write_text(dump_case(kept))
+
+    done = recovery.recover(corpus)
+
+    assert sorted(done.git_locks_cleared) == sorted(left) and not any(lock.exists() for lock in left)
+    assert [p.name for p in done.committed] == ["zz000004.yaml"] and status(corpus) == ""
