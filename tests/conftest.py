@@ -214,9 +214,12 @@ def _pg_template_sql() -> str | None:
             engine = make_engine(f"{PG_SERVER}?options=-csearch_path%3D{schema}")
             migrate(engine)
             engine.dispose()
-            server = make_url(PG_SERVER).set(drivername="postgresql").render_as_string(hide_password=False)
+            url = make_url(PG_SERVER).set(drivername="postgresql")
+            # The password, if any, goes in the environment: a command line is visible to every user of the machine.
+            env = {**os.environ, **({"PGPASSWORD": url.password} if url.password else {})}
             dump = subprocess.run(["pg_dump", "--schema", schema, "--inserts", "--no-owner", "--no-privileges",
-                                   "--dbname", server], capture_output=True, text=True, timeout=60)
+                                   "--dbname", url.set(password=None).render_as_string(hide_password=False)],
+                                  capture_output=True, text=True, timeout=60, env=env)
             if dump.returncode == 0 and f"{schema}.alembic_version" in dump.stdout:
                 # psql meta-commands (\restrict) and settings an older server may not know are left out.
                 lines = [line for line in dump.stdout.splitlines()
