@@ -131,20 +131,56 @@ def stop_background(nightly: Nightly) -> None:
         log.warning("stopped during an eval run: marked interrupted (a nightly or batch run resumes at the next start)")
 
 
+class StopSignal:
+    """SIGINT/SIGTERM from the first line of `run` on.
+
+    A signal sets `stopping`, which each start step checks, so a signal during the start stops serve there (exit
+    code 0, what had started stopped as on any stop), and stops the uvicorn server once there is one: uvicorn puts
+    its own handlers in place only once its event loop runs, and puts these back when it returns; a signal before
+    that (or before `server.run()`) must still reach it, else nobody acts on it and serve never stops. A second
+    signal while a start step has not returned interrupts it (KeyboardInterrupt), for a start that hangs.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self.server: uvicorn.Server | None = None
+        self.starting = True
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        first = not self.stopping.is_set()
+        self.stopping.set()
+        server = self.server
+        if server is not None:
+            server.should_exit = True  # uvicorn's handler is not in place yet (or no more): stop it from here
+        elif self.starting and not first:
+            raise KeyboardInterrupt
+        if first:
+            log.info("shutting down")  # also when uvicorn re-raises the signal it caught, once it has shut down
+
+
 def run(settings: Settings, *, http: bool, port: int) -> None:
     """Run until SIGINT/SIGTERM: uvicorn serves Slack's HTTP API (with --http) or only the probes
-    (/healthz, /readyz, /metrics) next to a Socket Mode connection."""
+    (/healthz, /readyz, /metrics) next to a Socket Mode connection. A signal at any point of the start stops it
+    there (see `StopSignal`); what had started is stopped as on any stop."""
+    stop = StopSignal()
     setup_logging(fmt=settings.log_format)
     worker = CaptureWorker()
     runtime, app = start(settings, submit_flag=worker)  # Slack sign-in checked here, before the worker starts
-    worker.start(settings.database_url)
-    nightly = start_background(runtime, app)
-    catch_up_now = catchup_trigger(runtime, app, worker)
-    if http:
-        catch_up_now()  # over HTTP there is no connection to say hello: once at start
-    handler = None
+    handler: SocketModeHandler | None = None
+    nightly: Nightly | None = None
+    worker_started = False
     try:
-        if not http:
+        if stop.stopping.is_set():
+            return
+        worker.start(settings.database_url)
+        worker_started = True
+        nightly = start_background(runtime, app)
+        catch_up_now = catchup_trigger(runtime, app, worker)
+        if http:
+            catch_up_now()  # over HTTP there is no connection to say hello: once at start
+        if not http and not stop.stopping.is_set():
             assert settings.slack_app_token is not None
             handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
             # Slack says hello on every (re)connection: each one catches up on what was flagged meanwhile.
@@ -155,13 +191,13 @@ def run(settings: Settings, *, http: bool, port: int) -> None:
         asgi = EvalbotAsgi(app, readiness=lambda: readiness(runtime), path="/slack/events" if http else None)
         server = uvicorn.Server(uvicorn.Config(asgi, host="0.0.0.0", port=port, log_config=None, access_log=False,
                                                lifespan="off", timeout_graceful_shutdown=10))
+        stop.server = server  # from here a signal sets server.should_exit, whoever's handler is in place
+        if stop.stopping.is_set():
+            return
         log.info("listening on http://0.0.0.0:%d (%s)", port, "/slack/events, probes" if http else "probes only")
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            # uvicorn re-raises the signal it caught once it has shut down; let that land here, not kill us
-            # before the scheduler is stopped and a run in progress is marked interrupted.
-            signal.signal(sig, lambda *_: log.info("shutting down"))
-        server.run()  # returns on SIGINT/SIGTERM
+        server.run()  # returns on SIGINT/SIGTERM (uvicorn's handlers, then ours put back, re-raise the signal)
     finally:
+        stop.server, stop.starting = None, False  # a signal during the stop changes nothing
         if handler is not None:
             # slack-sdk's built-in client joins its session thread with no timeout; caught mid-reconnect that can
             # hang: the stop still stops the worker and marks a run interrupted after 10 s (its threads are daemons).
@@ -174,5 +210,7 @@ def run(settings: Settings, *, http: bool, port: int) -> None:
             closer.join(10)
             if closer.is_alive():
                 log.warning("the Socket Mode connection did not close within 10 s; stopping anyway")
-        worker.stop()
-        stop_background(nightly)
+        if worker_started:
+            worker.stop()
+        if nightly is not None:
+            stop_background(nightly)

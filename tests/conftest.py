@@ -108,6 +108,7 @@ SLOW_FIRST = (
     "tests/serve/test_nightly_replicas.py::test_two_replicas_run_the_nightly_slot_once_and_post_one_digest",
     "tests/serve/test_catchup.py::test_flags_made_while_serve_was_stopped_are_captured_after_it_starts",
     "tests/serve/test_resume_nightly.py::test_serve_resumes_the_interrupted_nightly_run_and_posts_its_digest",
+    "tests/serve/test_shutdown.py::test_sigterm_soon_after_start_stops_serve_cleanly_and_loses_nothing",
     "tests/serve/test_serve.py::test_serve_over_socket_mode_captures_a_flag_and_stops_cleanly",
     "tests/serve/test_serve.py::test_serve_http_verifies_signatures_and_captures",
     "tests/evals/test_batch.py::test_a_run_killed_mid_batch_is_finished_by_resume_without_creating_its_batches_again",

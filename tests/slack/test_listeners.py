@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from sqlmodel import select
 
 from bot.runtime import open_runtime
+from bot.slack.blocks import modals
 from bot.slack.blocks.capture import FLAG_NOTE_VIEW
 from bot.slack.deps import SlackDeps, build_deps
 from bot.slack.flows.triage_ops import TriageOps
@@ -146,12 +147,25 @@ def test_slash_command_ack_answers_help_for_an_unknown_subcommand(client, deps):
     assert set(elsewhere) == {"text"} and f"<#{CHANNEL}>" in elsewhere["text"]
 
 
-def test_modal_ack_shows_the_errors_in_the_modal():
+def test_modal_ack_shows_the_errors_in_the_modal_else_acts_after_the_ack(slack, client, deps):
     def validate(user_id: str, view: dict[str, Any]) -> tuple[Any, dict[str, str]]:
         return (None, {"reason": "Say why."}) if not view.get("reason") else ("plan", {})
 
+    acted: list[tuple[str, Any, int]] = []
     ack = RecordingAck()
-    views.check(ack, {"user": {"id": FLAGGER}, "view": {}}, validate=validate)
-    views.check(ack, {"user": {"id": FLAGGER}, "view": {"reason": "dupe"}}, validate=validate)
+
+    def act(user_id: str, plan: Any) -> str:
+        acted.append((user_id, plan, len(ack.calls)))
+        return "Rejected."
+
+    ops = TriageOps(deps, client)
+    origin = modals.Origin(case_id="abcd1234", channel=CHANNEL).dump()
+    views.submit(ack, {"user": {"id": FLAGGER}, "view": {"private_metadata": origin}}, ops=ops, validate=validate, act=act)
+    views.submit(ack, {"user": {"id": FLAGGER}, "view": {"reason": "dupe", "private_metadata": origin}}, ops=ops,
+                 validate=validate, act=act)
 
     assert ack.calls == [{"response_action": "errors", "errors": {"reason": "Say why."}}, {}]
+    # Validated once, acted on after the ack; the answer goes to the maintainer, never nothing.
+    assert acted == [(FLAGGER, "plan", 2)]
+    told = slack.calls_to("chat.postEphemeral")
+    assert [(c.params["user"], c.params["text"]) for c in told] == [(FLAGGER, "Rejected.")]

@@ -231,7 +231,8 @@ FAILED = ":x: That failed on my side (the error is in evalbot's log). Check with
 
 
 def guarded(ops: TriageOps, func: Callable[..., None]) -> Callable[..., None]:
-    """Wrap a lazy listener so an unexpected error is logged with its traceback and the user hears of it.
+    """Wrap a lazy listener (or what a listener does after its ack) so an unexpected error is logged with its
+    traceback and the user hears of it.
 
     Bolt catches a lazy listener's exception itself and logs one line without the traceback; it never reaches
     `@app.error`. Listeners still turn EvalbotError into their own answers; this is for everything else.

@@ -1,9 +1,13 @@
 """Modal submissions: promote, edit and reject.
 
-The ack validates what was typed (pure parsing and one case-file read, no Slack or git) and answers a bad regex,
-a missing expectation or a blank reason inside the modal (`response_action: errors`). The commit runs in a lazy
-listener, which Bolt starts alongside the ack: it validates again and acts only on valid input, then tells the
-maintainer where the modal was opened.
+The submission is validated once (pure parsing and one case-file read, no Slack or git): a bad regex, a missing
+expectation, a blank reason or a form opened on an older version is answered inside the modal (`response_action:
+errors`); otherwise it is acked and, on the same listener thread after the ack, the commit runs and the maintainer
+is told how it went where the modal was opened (the domain call re-checks the case inside the corpus lock).
+
+Not a lazy listener: Bolt starts those alongside the ack on a copy of the request, so the lazy one would have to
+validate again, and a change saved by someone else between the two validations would leave a submitter with a
+plain ack and no answer at all. One validation decides both, so every submit gets exactly one answer.
 """
 
 from __future__ import annotations
@@ -22,21 +26,20 @@ from bot.slack.listeners import bind
 Validate = Callable[[str, dict[str, Any]], tuple[Any, dict[str, str]]]
 
 
-def check(ack: Ack, body: dict[str, Any], *, validate: Validate) -> None:
-    """The ack of a modal submission: the problems in what was typed shown in the modal, or a plain ack."""
-    _, errors = validate(body["user"]["id"], body["view"])
-    if errors:
-        ack(response_action="errors", errors=errors)
-    else:
-        ack()
-
-
-def apply(body: dict[str, Any], *, ops: TriageOps, validate: Validate, act: Callable[[str, Any], str]) -> None:
-    """After the ack: validate again, act on valid input and tell the maintainer how it went."""
+def submit(ack: Ack, body: dict[str, Any], *, ops: TriageOps, validate: Validate, act: Callable[[str, Any], str]) -> None:
+    """A modal submission: the problems in what was typed shown in the modal; else ack, act and tell the maintainer."""
     user_id, view = body["user"]["id"], body["view"]
     plan, errors = validate(user_id, view)
     if errors or plan is None:
-        return  # the ack showed the problems in the modal
+        ack(response_action="errors", errors=errors)
+        return
+    ack()  # Slack gets it now (process_before_response is off); what follows runs on after it
+    guarded(ops, apply)(body=body, plan=plan, ops=ops, act=act)
+
+
+def apply(body: dict[str, Any], plan: Any, *, ops: TriageOps, act: Callable[[str, Any], str]) -> None:
+    """After the ack: act on the validated plan and tell the maintainer how it went."""
+    user_id, view = body["user"]["id"], body["view"]
     origin = modals.Origin.load(view.get("private_metadata"))
     try:
         text = act(user_id, plan)
@@ -70,12 +73,6 @@ def plan_reject(_user: str, view: dict[str, Any], *, ops: TriageOps) -> tuple[An
     return ops.plan_reject(view)
 
 
-def _submission(ops: TriageOps, validate: Validate, act: Callable[[str, Any], str]) -> tuple[Callable[..., None], Callable[..., None]]:
-    """The (ack, lazy) pair of one modal: errors inline in the ack; the work, and the answer, after it."""
-    # Bolt tells lazy listeners apart by name
-    return bind(check, validate=validate), guarded(ops, bind(apply, name=f"apply_{act.__name__}", ops=ops, validate=validate, act=act))
-
-
 def register(app: App, deps: SlackDeps) -> None:
     """Attach the promote, edit and reject modal submissions."""
     ops = ops_for(app, deps)
@@ -84,5 +81,4 @@ def register(app: App, deps: SlackDeps) -> None:
         (modals.EDIT_VIEW, bind(plan_edit, ops=ops), edit),
         (modals.REJECT_VIEW, bind(plan_reject, ops=ops), reject),
     ):
-        ack_with_errors, lazy_apply = _submission(ops, validate, bind(act, ops=ops))
-        app.view(callback_id)(ack=ack_with_errors, lazy=[lazy_apply])
+        app.view(callback_id)(bind(submit, ops=ops, validate=validate, act=bind(act, ops=ops)))
