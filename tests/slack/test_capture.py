@@ -332,3 +332,17 @@ def test_flagging_a_system_message_says_it_is_one(bot, slack):
     text = slack.wait_for_call("chat.postEphemeral").params["text"]
     assert "system message (someone joining the channel)" in text and "no text or files" not in text
     assert bot.runtime.corpus.ids() == {}
+
+
+def test_two_people_flagging_at_once_get_one_reply_naming_both(bot, slack):
+    # A wrong answer collects flags quickly: the second capture finishes while the first one's reply is still on
+    # its way to Slack, and must update that reply, not post a second one.
+    parent, reply = thread(slack)
+    slack.set_latency("chat.postMessage", 0.6)
+    react(slack, reply, event_id="EvAtOnce1")
+    react(slack, reply, user=SECOND, event_id="EvAtOnce2")
+    slack.wait_for_call("chat.update", lambda c: "2 flags" in blocks_text(c.params), timeout=20)
+    case_id = slack_case_id(CHANNEL, reply)
+    assert bot.runtime.corpus.get(case_id).source.flagged_by in ([FLAGGER, SECOND], [SECOND, FLAGGER])
+    posted = [c for c in slack.calls_to("chat.postMessage") if c.params.get("thread_ts") == parent]
+    assert len(posted) == 1, [c.params.get("text") for c in posted]

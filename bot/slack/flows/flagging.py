@@ -9,10 +9,16 @@ already in the thread (or posts it), never a second one.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.engine import Engine
 
 from bot.capture import inbox
 from bot.capture.candidate import CaptureResult, FlagRequest, capture, remember_reply, reply_of
@@ -21,6 +27,7 @@ from bot.core.errors import AlreadyRejectedError, CaptureError, EvalbotError
 from bot.slack.blocks import capture as blocks
 from bot.slack.deps import SlackDeps
 from bot.slack.flows.notify import tell_user
+from bot.store.tables import advisory_lock
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +85,37 @@ def _handle(deps: SlackDeps, client: WebClient, flag: FlagRequest, *, response_u
         tell_user(client, user=flag.user_id, text=f":warning: {exc}", channel=flag.channel,
                   thread_ts=flag.thread_ts or flag.ts, response_url=response_url)
         return "refused", None
-    if result.created:
-        _post_reply(deps, client, result)
-    elif reply_of(rt.engine, case_id=result.case.id) is None:
-        _ensure_reply(deps, client, result)  # committed, but the process stopped before it replied
-    elif result.new_flagger:
-        _refresh_reply(deps, client, result)
-    elif not retry:  # on a retry, this flag is what made the case: nothing to tell
+    repeated = False
+    with _reply_lock(rt.engine, result.case.id):
+        # One capture of a case at a time from here: whichever of two flags captured at once gets here second finds
+        # the other's reply recorded and updates it (with the case as it is now, naming both), never posts another.
+        if reply_of(rt.engine, case_id=result.case.id) is None:
+            if result.created:
+                _post_reply(deps, client, result)
+            else:
+                _ensure_reply(deps, client, result)  # committed, but the process stopped before it replied
+        elif result.created or result.new_flagger:
+            current = rt.corpus.find(result.case.id) or result.case
+            _refresh_reply(deps, client, replace(result, case=current))
+        else:
+            repeated = True
+    if repeated and not retry:  # on a retry, this flag is what made the case: nothing to tell
         tell_user(client, user=flag.user_id, channel=flag.channel, thread_ts=result.thread_ts, response_url=response_url,
                   text=f"You already flagged this: case `{result.case.id}` ({blocks.flaggers_text(result.case)}).")
     outcome = "created" if result.created else "reflagged" if result.new_flagger else "repeated"
     return outcome, result.case.id
+
+
+_REPLY_STRIPES = [threading.Lock() for _ in range(64)]
+_REPLY_LOCK_SPACE = 0x5E71_0000_0000_0000  # PostgreSQL advisory keys of case replies, apart from the other locks
+
+
+@contextmanager
+def _reply_lock(engine: Engine, case_id: str) -> Iterator[None]:
+    """Serialise what is posted in a case's thread: in this process (threads) and, on PostgreSQL, across replicas."""
+    digest = int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:6], "big")
+    with _REPLY_STRIPES[digest % len(_REPLY_STRIPES)], advisory_lock(engine, _REPLY_LOCK_SPACE + digest):
+        yield
 
 
 def _ensure_reply(deps: SlackDeps, client: WebClient, result: CaptureResult) -> None:
