@@ -70,6 +70,19 @@ def _ts(seconds: float) -> str:
     return f"{seconds:.6f}"
 
 
+CATCHUP_PREFIX = "catchup:"
+
+
+def catchup_key(channel: str, ts: str, user: str) -> str:
+    """The inbox key of a flag found by catch-up: the message and who flagged it (catching up twice writes it once)."""
+    return f"{CATCHUP_PREFIX}{channel}:{ts}:{user}"
+
+
+def found_by_catchup(engine: Engine, flag: FlagRequest) -> bool:
+    """Whether catch-up wrote this flag to the inbox: the same reaction may also have arrived live, as its own row."""
+    return inbox.has(engine, key=catchup_key(flag.channel, flag.ts, flag.user_id))
+
+
 def _key(ts: str) -> tuple[int, int]:
     whole, _, micros = ts.partition(".")
     return int(whole or 0), int((micros or "0").ljust(6, "0")[:6])
@@ -125,13 +138,13 @@ def catch_up(reader: ChannelReader, *, engine: Engine, corpus: Corpus, channel: 
 def _flags_on(message: ChannelMessage, channel: str, *, since: str,
               thread: list[ChannelMessage] | None) -> list[tuple[str, FlagRequest]]:
     ts = message.ts
-    flags = [(f"catchup:{channel}:{ts}:{user}", FlagRequest(channel=channel, user_id=user, trigger="reaction", ts=ts))
+    flags = [(catchup_key(channel, ts, user), FlagRequest(channel=channel, user_id=user, trigger="reaction", ts=ts))
              for user in message.flagged_by]
     user = message.user
     if message.mentions_bot and user and not message.own and not message.by_bot and _key(ts) >= _key(since):
         answered = any(m.own and _key(m.ts) > _key(ts) for m in thread or [])
         if not answered:
-            flags.append((f"catchup:{channel}:{ts}:{user}", FlagRequest(
+            flags.append((catchup_key(channel, ts, user), FlagRequest(
                 channel=channel, user_id=user, trigger="mention", ts=ts, thread_ts=message.thread_ts, note=message.note)))
     return flags
 

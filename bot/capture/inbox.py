@@ -119,6 +119,12 @@ def warm(engine: Engine) -> None:
             connection.execute(select(PendingFlag.key).limit(0)).all()  # SQLite reads the schema once per connection
 
 
+def has(engine: Engine, *, key: str) -> bool:
+    """Whether the inbox has a row under `key` (whatever its status)."""
+    with session_scope(engine) as session:
+        return session.get(PendingFlag, key) is not None
+
+
 def known(engine: Engine, *, channel: str, ts: str) -> bool:
     """Whether any inbox row (pending, done or failed) is about this message."""
     with session_scope(engine) as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -346,3 +347,44 @@ def test_two_people_flagging_at_once_get_one_reply_naming_both(bot, slack):
     assert bot.runtime.corpus.get(case_id).source.flagged_by in ([FLAGGER, SECOND], [SECOND, FLAGGER])
     posted = [c for c in slack.calls_to("chat.postMessage") if c.params.get("thread_ts") == parent]
     assert len(posted) == 1, [c.params.get("text") for c in posted]
+
+
+@pytest.mark.parametrize("live_first", [False, True], ids=["caught-up-first", "live-first"])
+def test_one_reaction_caught_up_and_delivered_live_is_one_capture_and_says_nothing_twice(bot, slack, live_first):
+    # While reconnecting, catch-up reads a reaction from the channel's history that Slack also delivers live:
+    # two inbox rows of one flag. One reply in the thread, and no "you already flagged this" to the flagger,
+    # whichever row is captured first.
+    from bot.capture import inbox
+    from bot.slack.deps import build_deps
+    from bot.slack.flows import flagging
+    from bot.slack.flows.catchup import CatchupScope, catch_up
+    from tests.fakes.slack import BOT_ID, BOT_USER_ID
+
+    parent, reply = thread(slack)
+    slack.add_reaction(CHANNEL, reply, "triangular_flag_on_post", FLAGGER)
+    scope = CatchupScope(channel=CHANNEL, flag_emoji=frozenset({"triangular_flag_on_post"}), bot_user_id=BOT_USER_ID,
+                         bot_id=BOT_ID)
+    [key] = catch_up(bot.app.client, engine=bot.runtime.engine, corpus=bot.runtime.corpus, scope=scope).keys
+    deps = build_deps(bot.runtime, bot.app.client, {"user_id": BOT_USER_ID, "bot_id": BOT_ID})
+
+    def settled(done: set[str]) -> None:
+        """Wait until the rows of the steps taken so far are captured (the caught-up row, written at the start,
+        stays pending until its step)."""
+        left = 0 if "caught-up" in done else 1
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and inbox.pending_count(bot.runtime.engine) > left:
+            time.sleep(0.05)
+        assert inbox.pending_count(bot.runtime.engine) == left
+
+    done: set[str] = set()
+    for step in (["live", "caught-up"] if live_first else ["caught-up", "live"]):
+        if step == "live":
+            react(slack, reply, event_id="EvLiveToo")  # the same reaction, delivered live
+        else:
+            flagging.capture_now(deps, bot.app.client, key)
+        done.add(step)
+        settled(done)
+    time.sleep(0.3)  # an ephemeral or a second reply would be on its way by now
+    assert len([c for c in slack.calls_to("chat.postMessage") if c.params.get("thread_ts") == parent]) == 1
+    assert not [c for c in slack.calls_to("chat.postEphemeral") if "already flagged" in c.params.get("text", "")]
+    assert bot.runtime.corpus.get(slack_case_id(CHANNEL, reply)).source.flagged_by == [FLAGGER]

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from bot.capture import inbox
 from bot.capture.candidate import CaptureResult, FlagRequest, capture, remember_reply, reply_of
+from bot.capture.catchup import CATCHUP_PREFIX, found_by_catchup
 from bot.core import metrics
 from bot.core.errors import AlreadyRejectedError, CaptureError, EvalbotError
 from bot.slack.blocks import capture as blocks
@@ -36,7 +37,10 @@ def capture_claimed(deps: SlackDeps, client: WebClient, claimed: inbox.Claimed, 
     """Capture one leased inbox row and settle it; returns the outcome for the metrics (or "retry"/"failed")."""
     engine = deps.runtime.engine
     try:
-        outcome, case_id = _handle(deps, client, claimed.flag, retry=claimed.retry)
+        # Nothing to tell a flagger whose flag already made the case: a retry, or one reaction that reached the inbox
+        # twice, found by catch-up while reconnecting and delivered live as well.
+        quiet = claimed.retry or claimed.key.startswith(CATCHUP_PREFIX) or found_by_catchup(engine, claimed.flag)
+        outcome, case_id = _handle(deps, client, claimed.flag, retry=quiet)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the row and retried, never dropped
         log.warning("capturing flag %s failed (attempt %d): %s", claimed.key, claimed.attempts + 1, exc,
                     exc_info=not isinstance(exc, (SlackApiError, EvalbotError)))
