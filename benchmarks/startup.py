@@ -36,41 +36,18 @@ CASE = "1breqg51"  # an example case with no rubric: its run builds no judge, so
 def fake_side(conn: Connection) -> None:
     """The fake Anthropic process, and a plain HTTP endpoint for an `http` target: answer until told to stop, and
     report when the first request came ("first": the model's, "first-http": the endpoint's)."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from tests.fakes.anthropic import FakeAnthropic
+    from tests.fakes.endpoint import FakeEndpoint
 
-    endpoint_first: list[float | None] = [None]
-
-    class Endpoint(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
-            if endpoint_first[0] is None:
-                endpoint_first[0] = time.time()
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            body = json.dumps({"reply": "A refund is possible within 30 days."}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    with FakeAnthropic(record=False) as fake:
-        conn.send((fake.base_url, f"http://127.0.0.1:{server.server_address[1]}/reply"))
+    with FakeAnthropic(record=False) as fake, FakeEndpoint({"reply": "A refund is possible within 30 days."}) as endpoint:
+        conn.send((fake.base_url, f"{endpoint.url}/reply"))
         while (asked := conn.recv()) in ("first", "first-http"):
             if asked == "first":
                 conn.send(fake.first_request_at)
                 fake.first_request_at = None
             else:
-                conn.send(endpoint_first[0])
-                endpoint_first[0] = None
-    server.shutdown()
+                conn.send(endpoint.first_request_at)
+                endpoint.first_request_at = None
 
 
 def git(folder: Path, *args: str) -> None:
@@ -114,10 +91,11 @@ def main() -> None:
         env = {**os.environ, "EVALBOT_CORPUS_DIR": str(corpus), "EVALBOT_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
                "ANTHROPIC_API_KEY": "sk-ant-bench", "ANTHROPIC_BASE_URL": base_url, "EVALBOT_LOG_LEVEL": "WARNING"}
 
-        def command(*argv: str, ok: tuple[int, ...] = (0,)) -> Callable[[], float]:
+        def command(*argv: str, ok: tuple[int, ...] = (0,), extra: dict[str, str] | None = None) -> Callable[[], float]:
             def once() -> float:
                 started = time.perf_counter()
-                done = subprocess.run([str(evalbot), *argv], env=env, cwd=tmp, capture_output=True, text=True)
+                done = subprocess.run([str(evalbot), *argv], env={**env, **(extra or {})}, cwd=tmp,
+                                      capture_output=True, text=True)
                 elapsed = time.perf_counter() - started
                 if done.returncode not in ok:
                     raise SystemExit(f"`evalbot {' '.join(argv)}` exited {done.returncode}: {done.stderr.strip()}")
@@ -125,34 +103,25 @@ def main() -> None:
 
             return once
 
+        def eval_run(asked: str, into: list[float], extra: dict[str, str] | None = None) -> Callable[[], float]:
+            """`eval run` of CASE, noting in `into` when the fake (`asked`: "first" or "first-http") was first called."""
+            def once() -> float:
+                started = time.time()
+                elapsed = command("eval", "run", "--case", CASE, ok=(0, 1), extra=extra)()
+                parent.send(asked)
+                first = parent.recv()
+                if first is None:
+                    raise SystemExit(f"`evalbot eval run` finished without calling the target ({asked})")
+                into.append(first - started)
+                return elapsed
+
+            return once
+
         first_request: list[float] = []
-
-        def eval_once() -> float:
-            started = time.time()
-            elapsed = command("eval", "run", "--case", CASE, ok=(0, 1))()
-            parent.send("first")
-            first = parent.recv()
-            if first is None:
-                raise SystemExit("`evalbot eval run` finished without calling the model")
-            first_request.append(first - started)
-            return elapsed
-
         first_http: list[float] = []
-
-        def eval_http_once() -> float:
-            started = time.time()
-            done = subprocess.run([str(evalbot), "eval", "run", "--case", CASE], cwd=tmp, capture_output=True,
-                                  text=True, env={**env, "EVALBOT_CORPUS_DIR": str(http_corpus),
-                                                  "EVALBOT_DATABASE_URL": f"sqlite:///{tmp}/bench-http.db"})
-            elapsed = time.time() - started
-            if done.returncode not in (0, 1):
-                raise SystemExit(f"`evalbot eval run` (http target) exited {done.returncode}: {done.stderr.strip()}")
-            parent.send("first-http")
-            first = parent.recv()
-            if first is None:
-                raise SystemExit("`evalbot eval run` (http target) finished without calling the endpoint")
-            first_http.append(first - started)
-            return elapsed
+        eval_once = eval_run("first", first_request)
+        eval_http_once = eval_run("first-http", first_http, {"EVALBOT_CORPUS_DIR": str(http_corpus),
+                                                             "EVALBOT_DATABASE_URL": f"sqlite:///{tmp}/bench-http.db"})
 
         def python(code: str) -> Callable[[], float]:
             def once() -> float:

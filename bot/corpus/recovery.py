@@ -114,7 +114,7 @@ def git_processes_in(top: Path) -> list[int]:
     return found
 
 
-def git_lock_files(repo: GitRepo) -> list[Path]:
+def _git_lock_files(repo: GitRepo) -> list[Path]:
     """The lock files git leaves behind when killed mid-command: the index's, HEAD's and any ref's or config's."""
     git_dir = repo.git_dir
     found = [git_dir / name for name in ("index.lock", "HEAD.lock", "ORIG_HEAD.lock", "packed-refs.lock", "config.lock")]
@@ -127,7 +127,7 @@ def git_lock_files(repo: GitRepo) -> list[Path]:
 
 def _clear_stale_git_locks(repo: GitRepo) -> list[Path]:
     """Remove the git lock files no running git holds (a lock kept by a running git is left in place)."""
-    locks = git_lock_files(repo)
+    locks = _git_lock_files(repo)
     if not locks:
         return []
     if Path("/proc").is_dir():

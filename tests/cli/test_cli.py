@@ -178,36 +178,16 @@ def test_a_current_index_is_read_without_sqlalchemy(corpus, db_url, args):
 
 def test_an_eval_run_of_an_http_target_imports_no_model_sdk(corpus, db_url):
     # Teams whose system is an HTTP service and whose cases need no judge never pay for the Anthropic SDK.
-    import json as _json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from tests.fakes.endpoint import FakeEndpoint
 
-    asked: list[dict] = []
-
-    class Endpoint(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
-            asked.append(_json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            body = _json.dumps({"reply": "Items can be returned within 30 days."}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with FakeEndpoint(default={"reply": "Items can be returned within 30 days."}) as endpoint:
         toml = (corpus / "evalbot.toml").read_text(encoding="utf-8")
         judge = toml[toml.index("[judge]"):]
-        (corpus / "evalbot.toml").write_text(
-            f'[target]\nkind = "http"\nurl = "http://127.0.0.1:{server.server_address[1]}/reply"\n\n{judge}',
-            encoding="utf-8")
+        (corpus / "evalbot.toml").write_text(f'[target]\nkind = "http"\nurl = "{endpoint.url}/reply"\n\n{judge}',
+                                             encoding="utf-8")
         assert run("corpus", "reindex").exit_code == 0  # a first index build keeps near-duplicate texts (rapidfuzz)
         loaded, output = imported(corpus, db_url, ["eval", "run", "--case", "1breqg51"])
-    finally:
-        server.shutdown()
+    asked = [seen["body"] for seen in endpoint.seen]
     assert [body["case_id"] for body in asked] == ["1breqg51"]
     assert "1 case(s) x 1 trial(s)" in output
     assert loaded <= {"sqlalchemy", "sqlmodel"}, f"`eval run` of an http target imported {sorted(loaded)}"

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from bot.core.settings import load_settings
 from bot.evals.config import EvalConfig
 from bot.evals.targets import build_target, dig
 from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.endpoint import FakeEndpoint
 from tests.helpers.evals import make_case
 
 FAST = RetryPolicy(retries=2, base_delay=0.01)
@@ -95,34 +93,10 @@ def test_command_that_does_not_exist(tmp_path):
 # ---------------------------------------------------------------- http
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        server = self.server
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        server.seen.append({"body": body, "auth": self.headers.get("authorization")})
-        status, payload, headers = server.script.pop(0) if server.script else (200, {"output": {"text": "ok"}}, {})
-        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def server() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.seen, httpd.script = [], []
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)  # shutdown() waits a poll
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    thread.join()
+def server() -> Iterator[FakeEndpoint]:
+    with FakeEndpoint(default={"output": {"text": "ok"}}) as endpoint:
+        yield endpoint
 
 
 def http_target(server, tmp_path, **extra):

@@ -37,10 +37,8 @@ def capture_claimed(deps: SlackDeps, client: WebClient, claimed: inbox.Claimed, 
     """Capture one leased inbox row and settle it; returns the outcome for the metrics (or "retry"/"failed")."""
     engine = deps.runtime.engine
     try:
-        # Nothing to tell a flagger whose flag already made the case: a retry, or one reaction that reached the inbox
-        # twice, found by catch-up while reconnecting and delivered live as well.
-        quiet = claimed.retry or claimed.key.startswith(CATCHUP_PREFIX) or found_by_catchup(engine, claimed.flag)
-        outcome, case_id = _handle(deps, client, claimed.flag, retry=quiet)
+        # A flag catch-up found is never one the flagger made twice: if its case has it already, it was delivered live.
+        outcome, case_id = _handle(deps, client, claimed.flag, retry=claimed.retry or claimed.key.startswith(CATCHUP_PREFIX))
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the row and retried, never dropped
         log.warning("capturing flag %s failed (attempt %d): %s", claimed.key, claimed.attempts + 1, exc,
                     exc_info=not isinstance(exc, (SlackApiError, EvalbotError)))
@@ -103,7 +101,8 @@ def _handle(deps: SlackDeps, client: WebClient, flag: FlagRequest, *, response_u
             _refresh_reply(deps, client, replace(result, case=current))
         else:
             repeated = True
-    if repeated and not retry:  # on a retry, this flag is what made the case: nothing to tell
+    # Nothing to tell on a retry (this flag is what made the case), nor when catch-up also found this very reaction.
+    if repeated and not retry and not found_by_catchup(rt.engine, flag):
         tell_user(client, user=flag.user_id, channel=flag.channel, thread_ts=result.thread_ts, response_url=response_url,
                   text=f"You already flagged this: case `{result.case.id}` ({blocks.flaggers_text(result.case)}).")
     outcome = "created" if result.created else "reflagged" if result.new_flagger else "repeated"
