@@ -99,7 +99,8 @@ class Uncommitted:
 class _CommitQueue:
     pending: list[_Pending] = field(default_factory=list)
     committing: list[_Pending] = field(default_factory=list)  # taken from `pending`, their commit not made yet
-    guard: threading.Lock = field(default_factory=threading.Lock)  # protects `pending` and `committing`
+    writing: list[_Pending] = field(default_factory=list)  # changes still inside their `change` block
+    guard: threading.Lock = field(default_factory=threading.Lock)  # protects `writing`, `pending` and `committing`
     mutex: threading.Lock = field(default_factory=threading.Lock)  # one committer at a time
 
 
@@ -381,16 +382,26 @@ class Corpus:
             if self.push_remote:
                 self.pull()
             tx = CorpusChange(self)
+            # Known from its first write on: a reader who sees the new file (a stale form being refused) can name its
+            # author before the change reaches the commit queue.
+            writing = _Pending(change=tx, message=message, author=author)
+            with queue.guard:
+                queue.writing.append(writing)
             try:
                 yield tx
             except BaseException:
+                with queue.guard:
+                    queue.writing.remove(writing)
                 tx.undo()
                 raise
             if not tx.touched:
+                with queue.guard:
+                    queue.writing.remove(writing)
                 return
             tx.seal()
             entry = _Pending(change=tx, message=tx.message or message, author=author)
             with queue.guard:
+                queue.writing.remove(writing)
                 queue.pending.append(entry)
             if self.push_remote or wait or tx.hooks:
                 self._committed(queue, entry, locked=True)
@@ -411,10 +422,11 @@ class Corpus:
         wanted = set(paths)
         queue = _commit_queue(self.root)
         with queue.guard:
-            entries = [*queue.committing, *queue.pending]
-        for entry in reversed(entries):
-            if wanted & set(entry.change.after):
-                return Uncommitted(entry.author, entry.message, entry.at)
+            entries = [(entry, set(entry.change.after)) for entry in (*queue.committing, *queue.pending)]
+            entries += [(entry, set(entry.change.touched)) for entry in queue.writing]
+        for entry, written in reversed(entries):
+            if wanted & written:
+                return Uncommitted(entry.author, entry.change.message or entry.message, entry.at)
         return None
 
     def _take_back(self, entry: _Pending) -> None:

@@ -80,3 +80,20 @@ def test_a_change_waiting_for_its_commit_is_known_as_the_last_change(tmp_path):
     assert corpus.uncommitted([path]) is None  # committed: git knows now
     decision = last_decision(corpus, case.id)
     assert decision is not None and decision.verb == "edited" and "U0ANA0001" in decision.told()
+
+
+def test_a_change_is_known_from_its_first_write_before_its_block_ends(corpus_dir):
+    # A stale form is refused as soon as the other maintainer's file is on disk: naming who made it must not
+    # depend on whether their change block has ended yet (it used to fall back to the last commit's author).
+    from bot.triage.history import last_decision
+
+    corpus = Corpus(corpus_dir)
+    case = corpus.cases("candidate")[0]
+    path = corpus.path_for(case.id, "candidate")
+    with corpus.change(author=ANA, message=f"Edit {case.id}: Ana's version") as tx:
+        tx.write(case.model_copy(update={"title": "Ana's version"}))
+        waiting = corpus.uncommitted([path])
+        assert waiting is not None and waiting.author == ANA and waiting.message.startswith("Edit ")
+        decision = last_decision(corpus, case.id)
+        assert decision is not None and decision.verb == "edited" and "U0ANA0001" in decision.told()
+    assert corpus.find(case.id).title == "Ana's version"
